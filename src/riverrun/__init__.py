@@ -1,0 +1,29 @@
+"""riverrun: decorate functions with ``@flow`` and ``@task``; get retries, timeouts,
+caching, logging and a run history with no infrastructure.
+
+Example:
+    >>> from riverrun import flow, task
+    >>> @task(retries=2)
+    ... def fetch() -> list[int]: ...
+    >>> @flow
+    ... def pipeline() -> list[int]:
+    ...     return fetch()
+"""
+
+from riverrun._version import __version__
+from riverrun.context import tags
+from riverrun.flows import Flow, flow
+from riverrun.logging import get_run_logger
+from riverrun.states import State
+from riverrun.tasks import Task, task
+
+__all__ = [
+    "Flow",
+    "State",
+    "Task",
+    "__version__",
+    "flow",
+    "get_run_logger",
+    "tags",
+    "task",
+]

@@ -1,0 +1,109 @@
+"""What the engine knows about the run in progress, kept in context variables.
+
+Context variables follow a call into threads the engine starts (it copies the context)
+and into asyncio tasks (which copy it themselves), so a task submitted from a flow sees
+that flow's run.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from riverrun.flows import Flow
+    from riverrun.futures import RiverrunFuture
+    from riverrun.logging import RunLogger
+    from riverrun.settings import Settings
+    from riverrun.states import State
+    from riverrun.store.protocol import FlowRun, RunStore, TaskRun
+    from riverrun.task_runners import TaskRunner
+    from riverrun.tasks import Task
+
+__all__ = [
+    "FlowRunContext",
+    "TaskRunContext",
+    "current_tags",
+    "flow_run_context",
+    "tags",
+    "task_run_context",
+]
+
+
+@dataclass(slots=True, eq=False)
+class FlowRunContext:
+    """The flow run whose body is executing.
+
+    ``completed`` keeps the final state of every task that completed in this run, keyed
+    by ``(task key, call index)``, so that a flow retry reuses them instead of running
+    them again. ``counters`` hands out call indexes and is reset for each attempt.
+    """
+
+    flow: Flow[..., Any]
+    flow_run: FlowRun
+    settings: Settings
+    store: RunStore
+    logger: RunLogger
+    log_prints: bool
+    is_async: bool
+    task_runner: TaskRunner
+    completed: dict[tuple[str, int], State] = field(default_factory=dict)
+    counters: dict[str, Iterator[int]] = field(default_factory=dict)
+    futures: list[RiverrunFuture] = field(default_factory=list)
+
+    def next_call_index(self, task_key: str) -> int:
+        counter = self.counters.get(task_key)
+        if counter is None:
+            # setdefault is atomic, so two threads submitting at once share one counter.
+            counter = self.counters.setdefault(task_key, itertools.count())
+        return next(counter)
+
+
+@dataclass(slots=True, eq=False)
+class TaskRunContext:
+    """The task run whose body is executing (``task_input_hash`` receives it)."""
+
+    task: Task[..., Any]
+    task_run: TaskRun
+    parameters: dict[str, Any]
+    logger: RunLogger
+    log_prints: bool
+    is_async: bool
+    flow_run_context: FlowRunContext | None
+
+
+flow_run_context: ContextVar[FlowRunContext | None] = ContextVar(
+    "riverrun_flow_run", default=None
+)
+task_run_context: ContextVar[TaskRunContext | None] = ContextVar(
+    "riverrun_task_run", default=None
+)
+_tags: ContextVar[tuple[str, ...]] = ContextVar("riverrun_tags", default=())
+
+
+def current_tags() -> tuple[str, ...]:
+    """Tags added by the ``tags()`` blocks around this point."""
+    return _tags.get()
+
+
+@contextmanager
+def tags(*names: str) -> Iterator[tuple[str, ...]]:
+    """Add tags to every flow and task run started inside the block.
+
+    Example:
+        >>> with tags("nightly", "eu"):
+        ...     pipeline()
+    """
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"tags must be non-empty strings, got {name!r}")
+    combined = tuple(dict.fromkeys((*_tags.get(), *names)))
+    token = _tags.set(combined)
+    try:
+        yield combined
+    finally:
+        _tags.reset(token)

@@ -1,0 +1,139 @@
+"""Engine set-up and schema migration for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+__all__ = ["HEAD_REVISION", "create_db_engine", "migrate", "redacted", "write_connection"]
+
+# The newest revision in migrations/versions; a test keeps it equal to Alembic's head.
+HEAD_REVISION = "0001"
+
+_BUSY_TIMEOUT_MS = 60_000
+_READ_OPTION = "riverrun_read"
+
+
+def redacted(url: str | URL) -> str:
+    """The URL with any password hidden, safe to log or show."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _normalise(url: str) -> URL:
+    parsed = make_url(url)
+    # "postgresql://" means psycopg 3 here; SQLAlchemy's default would be psycopg2.
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def create_db_engine(url: str) -> Engine:
+    """Create an engine for ``url`` (``sqlite:///path`` or ``postgresql://…``)."""
+    parsed = _normalise(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    database = url.database
+    if not database or database == ":memory:":
+        raise ValueError(
+            f"riverrun needs a SQLite file, not {redacted(url)!r}: runs are shared "
+            "between processes through it"
+        )
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": _BUSY_TIMEOUT_MS / 1000},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from pysqlite so "begin" below decides how
+        # each transaction starts.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        # A deferred transaction that reads and then writes cannot wait for the lock in
+        # WAL mode (SQLITE_BUSY at once); IMMEDIATE takes the write lock up front and
+        # so waits its turn under busy_timeout.
+        if connection.get_execution_options().get(_READ_OPTION):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads only (on SQLite it does not take the write lock)."""
+    with engine.connect() as connection:
+        connection.execution_options(**{_READ_OPTION: True})
+        with connection.begin():
+            yield connection
+
+
+@contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection in one write transaction, committed on leaving the block."""
+    with engine.begin() as connection:
+        yield connection
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision of the database, or ``None`` when it has none yet."""
+    try:
+        with read_connection(engine) as connection:
+            row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
+    except (OperationalError, ProgrammingError):
+        return None
+    return None if row is None else str(row[0])
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to ``HEAD_REVISION`` (no-op, without Alembic, when it is there)."""
+    if current_revision(engine) == HEAD_REVISION:
+        return
+    with _migration_lock(engine) as connection:
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[Connection]:
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        assert database is not None
+        lock_path = Path(f"{database}.migrate.lock")
+        with open(lock_path, "a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                with engine.begin() as connection:
+                    yield connection
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+        return
+    with engine.begin() as connection:
+        # Held until this transaction ends, so only one process migrates at a time.
+        connection.execute(text("SELECT pg_advisory_xact_lock(726_175_001)"))
+        yield connection

@@ -1,0 +1,282 @@
+"""Every query riverrun runs, written once for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, or_, select, update
+
+from riverrun.db.tables import cache_entries, flow_runs, logs, states, task_runs
+from riverrun.exceptions import ObjectNotFoundError
+from riverrun.states import State, StateType
+from riverrun.store.protocol import CacheEntry, FlowRun, LogEntry, StateRecord, TaskRun
+
+__all__ = [
+    "Batch",
+    "apply_batch",
+    "flow_run_row",
+    "insert_flow_run",
+    "select_cache_entry",
+    "select_flow_run",
+    "select_flow_runs",
+    "select_logs",
+    "select_states",
+    "select_task_runs",
+    "task_run_row",
+    "upsert_cache_entry",
+]
+
+
+@dataclass(slots=True)
+class Batch:
+    """Write-behind rows gathered since the last flush, in arrival order."""
+
+    task_runs: list[dict[str, Any]]
+    states: list[dict[str, Any]]
+    flow_run_updates: dict[str, dict[str, Any]]
+    task_run_updates: dict[str, dict[str, Any]]
+    logs: list[dict[str, Any]]
+
+    @classmethod
+    def empty(cls) -> Batch:
+        return cls([], [], {}, {}, [])
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.task_runs
+            or self.states
+            or self.flow_run_updates
+            or self.task_run_updates
+            or self.logs
+        )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything riverrun writes is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _state_columns(state: State | None) -> dict[str, Any]:
+    if state is None:
+        return {"state_type": None, "state_name": None, "state_message": None}
+    return {
+        "state_type": state.type.value,
+        "state_name": state.name,
+        "state_message": state.message,
+    }
+
+
+def flow_run_row(run: FlowRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "name": run.name,
+        "flow_name": run.flow_name,
+        "parameters": run.parameters,
+        "tags": list(run.tags),
+        "parent_flow_run_id": run.parent_flow_run_id,
+        "parent_task_run_id": run.parent_task_run_id,
+        "run_count": run.run_count,
+        "created": run.created or datetime.now(UTC),
+        "start_time": run.start_time,
+        "end_time": run.end_time,
+        **_state_columns(run.state),
+    }
+
+
+def task_run_row(run: TaskRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "flow_run_id": run.flow_run_id,
+        "name": run.name,
+        "task_name": run.task_name,
+        "dynamic_key": run.dynamic_key,
+        "tags": list(run.tags),
+        "run_count": run.run_count,
+        "cache_key": run.cache_key,
+        "upstream_task_run_ids": list(run.upstream_task_run_ids),
+        "subflow_run_id": run.subflow_run_id,
+        "created": run.created or datetime.now(UTC),
+        "start_time": run.start_time,
+        "end_time": run.end_time,
+        **_state_columns(run.state),
+    }
+
+
+def insert_flow_run(connection: Connection, run: FlowRun) -> None:
+    connection.execute(insert(flow_runs), [flow_run_row(run)])
+
+
+def apply_batch(connection: Connection, batch: Batch) -> None:
+    """Write one flush's worth of rows: inserts first, then each run's latest columns."""
+    if batch.task_runs:
+        connection.execute(insert(task_runs), batch.task_runs)
+    if batch.states:
+        connection.execute(insert(states), batch.states)
+    if batch.logs:
+        connection.execute(insert(logs), batch.logs)
+    for table, updates in (
+        (flow_runs, batch.flow_run_updates),
+        (task_runs, batch.task_run_updates),
+    ):
+        # One executemany per distinct column set (all share the same set today).
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for run_id, values in updates.items():
+            groups.setdefault(tuple(sorted(values)), []).append({"_id": run_id, **values})
+        for columns, rows in groups.items():
+            statement = (
+                update(table)
+                .where(table.c.id == bindparam("_id"))
+                .values({column: bindparam(column) for column in columns})
+            )
+            connection.execute(statement, rows)
+
+
+def _state(row: Row[Any]) -> State | None:
+    if row.state_type is None:
+        return None
+    return State(StateType(row.state_type), row.state_name, message=row.state_message)
+
+
+def _flow_run(row: Row[Any]) -> FlowRun:
+    return FlowRun(
+        id=row.id,
+        name=row.name,
+        flow_name=row.flow_name,
+        parameters=row.parameters,
+        tags=list(row.tags),
+        parent_flow_run_id=row.parent_flow_run_id,
+        parent_task_run_id=row.parent_task_run_id,
+        state=_state(row),
+        run_count=row.run_count,
+        created=_utc(row.created),
+        start_time=_utc(row.start_time),
+        end_time=_utc(row.end_time),
+    )
+
+
+def _task_run(row: Row[Any]) -> TaskRun:
+    return TaskRun(
+        id=row.id,
+        name=row.name,
+        task_name=row.task_name,
+        flow_run_id=row.flow_run_id,
+        dynamic_key=row.dynamic_key,
+        tags=list(row.tags),
+        state=_state(row),
+        run_count=row.run_count,
+        created=_utc(row.created),
+        start_time=_utc(row.start_time),
+        end_time=_utc(row.end_time),
+        cache_key=row.cache_key,
+        upstream_task_run_ids=list(row.upstream_task_run_ids),
+        subflow_run_id=row.subflow_run_id,
+    )
+
+
+def select_flow_runs(
+    connection: Connection,
+    *,
+    limit: int | None = None,
+    state_names: Sequence[str] | None = None,
+    flow_name: str | None = None,
+) -> list[FlowRun]:
+    query = select(flow_runs).order_by(flow_runs.c.created.desc(), flow_runs.c.id)
+    if state_names:
+        wanted = {name.lower() for name in state_names}
+        # Match a display name ("Retrying") or a type ("RUNNING"), case-insensitively.
+        query = query.where(
+            or_(
+                func.lower(flow_runs.c.state_name).in_(wanted),
+                func.lower(flow_runs.c.state_type).in_(wanted),
+            )
+        )
+    if flow_name:
+        query = query.where(flow_runs.c.flow_name == flow_name)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_flow_run(row) for row in connection.execute(query)]
+
+
+def select_flow_run(connection: Connection, flow_run_id: str) -> FlowRun:
+    row = connection.execute(select(flow_runs).where(flow_runs.c.id == flow_run_id)).first()
+    if row is None:
+        # Accept a unique prefix, as the CLI shows ids shortened.
+        matches = connection.execute(
+            select(flow_runs).where(flow_runs.c.id.startswith(flow_run_id, autoescape=True))
+        ).all()
+        if len(matches) != 1 or len(flow_run_id) < 4:
+            raise ObjectNotFoundError("flow run", flow_run_id)
+        row = matches[0]
+    return _flow_run(row)
+
+
+def select_task_runs(connection: Connection, flow_run_id: str) -> list[TaskRun]:
+    query = (
+        select(task_runs)
+        .where(task_runs.c.flow_run_id == flow_run_id)
+        .order_by(task_runs.c.created, task_runs.c.id)
+    )
+    return [_task_run(row) for row in connection.execute(query)]
+
+
+def select_states(connection: Connection, run_id: str) -> list[StateRecord]:
+    query = select(states).where(states.c.run_id == run_id).order_by(states.c.id)
+    return [
+        StateRecord(
+            run_id=row.run_id,
+            type=row.type,
+            name=row.name,
+            message=row.message,
+            timestamp=_utc(row.timestamp) or datetime.now(UTC),
+        )
+        for row in connection.execute(query)
+    ]
+
+
+def select_logs(connection: Connection, flow_run_id: str) -> list[LogEntry]:
+    query = select(logs).where(logs.c.flow_run_id == flow_run_id).order_by(logs.c.id)
+    return [
+        LogEntry(
+            flow_run_id=row.flow_run_id,
+            task_run_id=row.task_run_id,
+            level=row.level,
+            logger=row.logger,
+            message=row.message,
+            timestamp=_utc(row.timestamp) or datetime.now(UTC),
+        )
+        for row in connection.execute(query)
+    ]
+
+
+def select_cache_entry(connection: Connection, key: str) -> CacheEntry | None:
+    row = connection.execute(select(cache_entries).where(cache_entries.c.key == key)).first()
+    if row is None:
+        return None
+    return CacheEntry(
+        key=row.key,
+        location=row.location,
+        expiration=_utc(row.expiration),
+        created=_utc(row.created) or datetime.now(UTC),
+    )
+
+
+def upsert_cache_entry(connection: Connection, entry: CacheEntry) -> None:
+    connection.execute(delete(cache_entries).where(cache_entries.c.key == entry.key))
+    connection.execute(
+        insert(cache_entries),
+        [
+            {
+                "key": entry.key,
+                "location": entry.location,
+                "expiration": entry.expiration,
+                "created": entry.created,
+            }
+        ],
+    )
+
+

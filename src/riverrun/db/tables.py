@@ -1,0 +1,108 @@
+"""The schema, as SQLAlchemy Core tables (mirrors the head migration)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = ["cache_entries", "flow_runs", "logs", "metadata", "states", "task_runs"]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _timestamp(name: str, *, nullable: bool = True) -> Column[object]:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+flow_runs = Table(
+    "flow_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("flow_name", String(255), nullable=False),
+    Column("state_type", String(16)),
+    Column("state_name", String(32)),
+    Column("state_message", Text),
+    Column("parameters", JSON, nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("parent_flow_run_id", String(36)),
+    Column("parent_task_run_id", String(36)),
+    Column("run_count", Integer, nullable=False),
+    _timestamp("created", nullable=False),
+    _timestamp("start_time"),
+    _timestamp("end_time"),
+    Index("ix_flow_runs_created", "created"),
+    Index("ix_flow_runs_flow_name", "flow_name"),
+    Index("ix_flow_runs_parent_flow_run_id", "parent_flow_run_id"),
+)
+
+task_runs = Table(
+    "task_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("flow_run_id", String(36)),
+    Column("name", String(255), nullable=False),
+    Column("task_name", String(255), nullable=False),
+    Column("dynamic_key", Integer, nullable=False),
+    Column("state_type", String(16)),
+    Column("state_name", String(32)),
+    Column("state_message", Text),
+    Column("tags", JSON, nullable=False),
+    Column("run_count", Integer, nullable=False),
+    Column("cache_key", String(255)),
+    Column("upstream_task_run_ids", JSON, nullable=False),
+    Column("subflow_run_id", String(36)),
+    _timestamp("created", nullable=False),
+    _timestamp("start_time"),
+    _timestamp("end_time"),
+    Index("ix_task_runs_flow_run_id", "flow_run_id"),
+)
+
+states = Table(
+    "states",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), nullable=False),
+    Column("run_kind", String(8), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("name", String(32), nullable=False),
+    Column("message", Text),
+    _timestamp("timestamp", nullable=False),
+    Index("ix_states_run_id", "run_id"),
+)
+
+logs = Table(
+    "logs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("flow_run_id", String(36)),
+    Column("task_run_id", String(36)),
+    Column("level", Integer, nullable=False),
+    Column("logger", String(255), nullable=False),
+    Column("message", Text, nullable=False),
+    _timestamp("timestamp", nullable=False),
+    Index("ix_logs_flow_run_id", "flow_run_id"),
+)
+
+cache_entries = Table(
+    "cache_entries",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("location", Text, nullable=False),
+    _timestamp("expiration"),
+    _timestamp("created", nullable=False),
+)

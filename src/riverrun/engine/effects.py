@@ -1,0 +1,258 @@
+"""The effects a run loop yields, and the sync and async drivers that perform them."""
+
+from __future__ import annotations
+
+import contextvars
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from riverrun.exceptions import TimeoutSignal
+
+__all__ = [
+    "Call",
+    "Hook",
+    "Outcome",
+    "RunLoop",
+    "Sleep",
+    "Wait",
+    "drive_async",
+    "drive_sync",
+    "loop_is_running",
+    "run_coroutine_sync",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True, frozen=True)
+class Call:
+    """Call the user's function; with ``timeout`` the call is abandoned when it expires."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    timeout: float | None
+
+
+@dataclass(slots=True, frozen=True)
+class Sleep:
+    seconds: float
+
+
+@dataclass(slots=True, frozen=True)
+class Hook:
+    """Call a state hook (sync or async); its errors are returned, never raised."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class Wait:
+    """Block until these concurrent futures are done."""
+
+    futures: tuple[Future[Any], ...]
+
+
+@dataclass(slots=True, frozen=True)
+class Outcome:
+    """What a ``Call`` or ``Hook`` produced: a value, or the exception it raised."""
+
+    value: Any = None
+    error: BaseException | None = None
+    timed_out: bool = False
+
+
+Effect = Call | Sleep | Hook | Wait
+RunLoop = Generator[Effect, Outcome | None, T]
+
+
+def drive_sync(loop: RunLoop[T]) -> T:
+    """Run ``loop`` to completion on this thread."""
+    outcome: Outcome | None = None
+    raised: BaseException | None = None
+    while True:
+        try:
+            effect = loop.throw(raised) if raised is not None else loop.send(outcome)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        raised = outcome = None
+        try:
+            if type(effect) is Call:
+                outcome = _call_sync(effect)
+            elif type(effect) is Sleep:
+                time.sleep(effect.seconds)
+            elif type(effect) is Hook:
+                outcome = _hook_sync(effect)
+            else:
+                assert type(effect) is Wait
+                for future in effect.futures:
+                    future.exception()
+        except BaseException as error:
+            # Interrupted while sleeping or waiting: let the run loop record it.
+            raised = error
+
+
+async def drive_async(loop: RunLoop[T]) -> T:
+    """Run ``loop`` to completion on the running event loop."""
+    import asyncio
+
+    outcome: Outcome | None = None
+    raised: BaseException | None = None
+    while True:
+        try:
+            effect = loop.throw(raised) if raised is not None else loop.send(outcome)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        raised = outcome = None
+        try:
+            if type(effect) is Call:
+                outcome = await _call_async(effect)
+            elif type(effect) is Sleep:
+                await asyncio.sleep(effect.seconds)
+            elif type(effect) is Hook:
+                outcome = await _hook_async(effect)
+            else:
+                assert type(effect) is Wait
+                if effect.futures:
+                    await asyncio.wait([asyncio.wrap_future(f) for f in effect.futures])
+        except BaseException as error:
+            raised = error
+
+
+def _call_sync(call: Call) -> Outcome:
+    if call.timeout is not None:
+        return _call_in_thread_with_timeout(call)
+    try:
+        return Outcome(value=call.fn(*call.args, **call.kwargs))
+    except BaseException as error:
+        return Outcome(error=error)
+
+
+async def _call_async(call: Call) -> Outcome:
+    import asyncio
+
+    try:
+        if call.timeout is None:
+            return Outcome(value=await call.fn(*call.args, **call.kwargs))
+        async with asyncio.timeout(call.timeout) as scope:
+            try:
+                return Outcome(value=await call.fn(*call.args, **call.kwargs))
+            except BaseException as error:
+                if scope.expired():
+                    raise
+                return Outcome(error=error)
+    except TimeoutError as error:
+        return Outcome(error=error, timed_out=True)
+    except BaseException as error:
+        return Outcome(error=error)
+
+
+def _call_in_thread_with_timeout(call: Call) -> Outcome:
+    """Run a sync body in its own thread and stop waiting for it when time is up.
+
+    The caller gets its answer on time whatever the body does. The body's thread is then
+    interrupted by raising ``TimeoutSignal`` in it, which Python delivers at the next
+    bytecode the thread executes: a body blocked inside C (``time.sleep``, a socket read
+    without a timeout, a long NumPy call) stops only when that call returns.
+    """
+    context = contextvars.copy_context()
+    box: list[Outcome] = []
+    lock = threading.Lock()
+    finished = threading.Event()
+
+    def target() -> None:
+        try:
+            try:
+                box.append(Outcome(value=context.run(call.fn, *call.args, **call.kwargs)))
+            except BaseException as error:
+                box.append(Outcome(error=error))
+            finally:
+                with lock:
+                    finished.set()
+        except TimeoutSignal:
+            pass  # arrived after the caller gave up on this body: nobody is waiting
+
+    worker = threading.Thread(target=target, name="riverrun-timed-body", daemon=True)
+    worker.start()
+    if finished.wait(call.timeout):
+        return box[0]
+    import ctypes
+
+    with lock:
+        if finished.is_set():
+            return box[0]
+        if worker.ident is not None:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(worker.ident), ctypes.py_object(TimeoutSignal)
+            )
+    return Outcome(error=TimeoutError(), timed_out=True)
+
+
+def _hook_sync(hook: Hook) -> Outcome:
+    try:
+        result = hook.fn(*hook.args)
+        if isinstance(result, Awaitable):
+            result = run_coroutine_sync(_await(result))
+        return Outcome(value=result)
+    except Exception as error:
+        return Outcome(error=error)
+
+
+async def _hook_async(hook: Hook) -> Outcome:
+    try:
+        result = hook.fn(*hook.args)
+        if isinstance(result, Awaitable):
+            result = await result
+        return Outcome(value=result)
+    except Exception as error:
+        return Outcome(error=error)
+
+
+async def _await(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def loop_is_running() -> bool:
+    """Whether an asyncio event loop is running on this thread (without importing asyncio)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def run_coroutine_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code and return its result.
+
+    On a thread with no running loop this is ``asyncio.run``; on a thread whose loop is
+    busy running the caller (sync code called from async code), a helper thread runs it,
+    with the caller's context variables.
+    """
+    import asyncio
+
+    if not loop_is_running():
+        return asyncio.run(coroutine)
+    context = contextvars.copy_context()
+    box: list[Outcome] = []
+
+    def target() -> None:
+        try:
+            box.append(Outcome(value=context.run(asyncio.run, coroutine)))
+        except BaseException as error:
+            box.append(Outcome(error=error))
+
+    helper = threading.Thread(target=target, name="riverrun-async-bridge", daemon=True)
+    helper.start()
+    helper.join()
+    if box[0].error is not None:
+        raise box[0].error
+    return box[0].value  # type: ignore[no-any-return]

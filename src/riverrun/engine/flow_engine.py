@@ -1,0 +1,273 @@
+"""The flow run loop: create the run, validate parameters, run the body with retries."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from riverrun.context import (
+    FlowRunContext,
+    current_tags,
+    flow_run_context,
+    task_run_context,
+)
+from riverrun.engine.core import (
+    attempt_error,
+    describe,
+    failure_state,
+    log_final,
+    propose,
+    retry_pause,
+    run_hooks,
+)
+from riverrun.engine.effects import Call, RunLoop, Wait
+from riverrun.engine.parameters import bind_arguments, jsonable, validate_parameters
+from riverrun.engine.task_engine import dispatch
+from riverrun.exceptions import ParameterTypeError, RiverrunError
+from riverrun.futures import RiverrunFuture
+from riverrun.logging import install_print_hook, print_target, run_logger, setup_logging
+from riverrun.names import generate_flow_run_name, generate_task_run_name
+from riverrun.settings import get_settings
+from riverrun.states import Completed, Failed, Pending, Retrying, Running, State, StateType
+from riverrun.store import get_store
+from riverrun.store.protocol import FlowRun, TaskRun
+
+if TYPE_CHECKING:
+    from riverrun.flows import Flow
+
+__all__ = ["call_flow", "flow_run_loop"]
+
+
+def call_flow(
+    flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, return_state: bool
+) -> Any:
+    """Run ``flow`` (a subflow when called inside another flow)."""
+    parent = flow_run_context.get()
+    call_index = parent.next_call_index(flow.key) if parent is not None else 0
+    loop = flow_run_loop(flow, args, kwargs, parent, call_index)
+    return dispatch(loop, is_async=flow.is_async, return_state=return_state)
+
+
+def _run_name(flow: Flow[..., Any], parameters: dict[str, Any]) -> str:
+    template = flow.flow_run_name
+    if template is None:
+        return generate_flow_run_name()
+    if callable(template):
+        name = template()
+    else:
+        try:
+            name = template.format(**parameters)
+        except (KeyError, IndexError) as error:
+            raise ValueError(
+                f"flow_run_name {template!r} of flow {flow.name!r} refers to {error}, "
+                f"which is not one of its parameters ({', '.join(parameters) or 'none'})"
+            ) from None
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"flow_run_name of flow {flow.name!r} must give a non-empty string")
+    return name
+
+
+def flow_run_loop(
+    flow: Flow[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    parent: FlowRunContext | None,
+    call_index: int,
+) -> RunLoop[State]:
+    """One flow run, from creation to a final state, as a generator of effects."""
+    bound = bind_arguments(flow.signature, args, kwargs, f"Flow {flow.name!r}")
+    reuse_key = (flow.key, call_index)
+    if parent is not None:
+        earlier = parent.completed.get(reuse_key)
+        if earlier is not None:
+            return earlier
+        settings, store = parent.settings, parent.store
+    else:
+        settings = get_settings()
+        store = get_store(settings)
+    setup_logging(settings)
+    invalid: ParameterTypeError | None = None
+    if flow.validate_parameters:
+        try:
+            validate_parameters(flow.name, flow.fn, flow.signature, bound, flow.validation_cache)
+        except ParameterTypeError as error:
+            invalid = error
+    now = datetime.now(UTC)
+    tags = list(dict.fromkeys((*current_tags(), *flow.tags)))
+    flow_run = FlowRun(
+        id=str(uuid.uuid4()),
+        name=_run_name(flow, bound.arguments),
+        flow_name=flow.name,
+        parameters=jsonable(bound.arguments),
+        tags=tags,
+        parent_flow_run_id=parent.flow_run.id if parent is not None else None,
+        created=now,
+    )
+    parent_task_run: TaskRun | None = None
+    if parent is not None:
+        # The subflow appears in its parent as a task run that mirrors its state.
+        parent_task_run = TaskRun(
+            id=str(uuid.uuid4()),
+            name=generate_task_run_name(flow.name),
+            task_name=flow.name,
+            flow_run_id=parent.flow_run.id,
+            dynamic_key=call_index,
+            tags=tags,
+            created=now,
+            subflow_run_id=flow_run.id,
+        )
+        flow_run.parent_task_run_id = parent_task_run.id
+        parent_task_run.state = Pending()
+        store.record_task_run(parent_task_run)
+    flow_run.state = Pending()
+    store.create_flow_run(flow_run)
+    engine_logger = run_logger("riverrun.engine", "riverrun.engine", store, flow_run.id, None)
+    kind = "subflow run" if parent is not None else "flow run"
+    engine_logger.info("Created %s %r for flow %r", kind, flow_run.name, flow.name)
+    logger = run_logger(
+        "riverrun.flow_runs", f"Flow run {flow_run.name!r}", store, flow_run.id, None
+    )
+    log_prints = flow.log_prints
+    if log_prints is None:
+        log_prints = parent.log_prints if parent is not None else False
+    if log_prints:
+        install_print_hook()
+    context = FlowRunContext(
+        flow=flow,
+        flow_run=flow_run,
+        settings=settings,
+        store=store,
+        logger=logger,
+        log_prints=log_prints,
+        is_async=flow.is_async,
+        task_runner=flow.task_runner.duplicate(),
+    )
+    flow_token = flow_run_context.set(context)
+    task_token = task_run_context.set(None)
+    print_token = print_target.set(logger if log_prints else None)
+    try:
+        if invalid is not None:
+            state: State = Failed(f"Validation of flow parameters failed: {invalid}", data=invalid)
+            logger.error("%s", invalid)
+        else:
+            if parent_task_run is not None:
+                propose(store, parent_task_run, Running())
+            state = yield from _run(flow, bound.args, bound.kwargs, context)
+        propose(store, flow_run, state)
+        log_final(logger, state)
+        yield from run_hooks(_hooks_for(flow, state), (flow, flow_run, state), logger)
+    finally:
+        print_target.reset(print_token)
+        task_run_context.reset(task_token)
+        flow_run_context.reset(flow_token)
+        context.task_runner.shutdown(wait=False)
+        if parent_task_run is not None and flow_run.state is not None:
+            final = flow_run.state
+            propose(
+                store,
+                parent_task_run,
+                State(final.type, final.name, message=final.message, data=final.data),
+            )
+        if parent is None:
+            store.flush()
+    if state.is_completed() and parent is not None:
+        parent.completed[reuse_key] = state
+    error = state.data if isinstance(state.data, BaseException) else None
+    if error is not None and not isinstance(error, Exception):
+        raise error
+    return state
+
+
+def _hooks_for(flow: Flow[..., Any], state: State) -> list[Any]:
+    return {
+        StateType.COMPLETED: flow.on_completion_hooks,
+        StateType.FAILED: flow.on_failure_hooks,
+        StateType.CRASHED: flow.on_crashed_hooks,
+        StateType.CANCELLED: flow.on_cancellation_hooks,
+    }.get(state.type, [])
+
+
+def _run(
+    flow: Flow[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    context: FlowRunContext,
+) -> RunLoop[State]:
+    flow_run, store, logger = context.flow_run, context.store, context.logger
+    label = f"Flow run {flow_run.name!r}"
+    condition = None
+    if flow.retry_condition_fn is not None:
+        user_condition = flow.retry_condition_fn
+        condition = lambda error: user_condition(flow, flow_run, Failed(data=error))  # noqa: E731
+    attempt = 0
+    try:
+        while True:
+            attempt += 1
+            flow_run.run_count = attempt
+            context.counters.clear()
+            running = propose(store, flow_run, Running() if attempt == 1 else Retrying())
+            yield from run_hooks(flow.on_running_hooks, (flow, flow_run, running), logger)
+            outcome = yield Call(flow.fn, args, kwargs, flow.policy.timeout_seconds)
+            assert outcome is not None
+            submitted, context.futures = context.futures, []
+            if submitted and not outcome.timed_out:
+                yield Wait(tuple(future.concurrent_future for future in submitted))
+            if outcome.error is None:
+                state = _returned_state(outcome.value, submitted)
+                if not state.is_failed():
+                    return state
+                error: BaseException = (
+                    state.data
+                    if isinstance(state.data, BaseException)
+                    else RiverrunError(state.message or "Flow run failed")
+                )
+            else:
+                error = attempt_error(outcome, label, flow.policy)
+                state = failure_state("Flow", error)
+            if isinstance(error, Exception) and (
+                yield from retry_pause(
+                    policy=flow.policy,
+                    attempt=attempt,
+                    error=error,
+                    condition=condition,
+                    logger=logger,
+                    store=store,
+                    run=flow_run,
+                )
+            ):
+                continue
+            if state.type in (StateType.FAILED, StateType.CRASHED):
+                logger.error(
+                    "Encountered exception during execution: %s",
+                    describe(error),
+                    exc_info=(type(error), error, error.__traceback__),
+                )
+            return state
+    except BaseException as error:
+        return failure_state("Flow", error)
+
+
+def _returned_state(value: Any, submitted: list[RiverrunFuture[Any]]) -> State:
+    """The flow's state when its body returned ``value``.
+
+    A returned ``State`` is the flow's state. Otherwise the flow completed, unless a task
+    it submitted failed and the body never looked at that future (so never handled it).
+    """
+    if isinstance(value, State):
+        return value
+    unhandled = []
+    for future in submitted:
+        if future.observed:
+            continue
+        inner = future.concurrent_future
+        if inner.exception() is not None or inner.result().is_failed():
+            unhandled.append(future)
+    if unhandled:
+        first = unhandled[0].concurrent_future
+        problem = first.exception() or first.result().data
+        return Failed(
+            f"{len(unhandled)}/{len(submitted)} states failed.",
+            data=problem if isinstance(problem, BaseException) else None,
+        )
+    return Completed(data=value)

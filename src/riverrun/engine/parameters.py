@@ -1,0 +1,154 @@
+"""Binding, validating and recording a flow's parameters."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import inspect
+import math
+import uuid
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from pathlib import PurePath
+from typing import Any
+
+from riverrun.exceptions import ParameterTypeError
+
+__all__ = ["bind_arguments", "jsonable", "validate_parameters"]
+
+_MAX_DEPTH = 20
+
+
+def bind_arguments(
+    signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any], label: str
+) -> inspect.BoundArguments:
+    """Bind a call's arguments to the function's parameters, defaults applied.
+
+    Raises:
+        TypeError: naming the function when the arguments do not fit its signature.
+    """
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as error:
+        raise TypeError(f"{label}: {error}") from None
+    bound.apply_defaults()
+    return bound
+
+
+def validate_parameters(
+    flow_name: str,
+    fn: Callable[..., Any],
+    signature: inspect.Signature,
+    bound: inspect.BoundArguments,
+    cache: dict[str, Any],
+) -> None:
+    """Coerce ``bound``'s values to the type hints of ``fn`` (in place).
+
+    Raises:
+        ParameterTypeError: naming every parameter whose value does not fit.
+    """
+    adapters = cache.get("adapters")
+    if adapters is None:
+        adapters = cache["adapters"] = _adapters(fn, signature)
+    errors: list[tuple[str, Any, str]] = []
+    for name, value in bound.arguments.items():
+        adapter = adapters.get(name)
+        if adapter is None:
+            continue
+        try:
+            bound.arguments[name] = adapter.validate_python(value)
+        except Exception as error:  # pydantic.ValidationError, or a hint pydantic cannot use
+            errors.append((name, value, _reason(error)))
+    if errors:
+        raise ParameterTypeError(flow_name, errors)
+
+
+def _adapters(fn: Callable[..., Any], signature: inspect.Signature) -> dict[str, Any]:
+    import typing
+
+    from pydantic import ConfigDict, TypeAdapter
+
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        # Hints that cannot be resolved (a name only imported under TYPE_CHECKING) are
+        # skipped rather than failing every call.
+        hints = {}
+    config = ConfigDict(arbitrary_types_allowed=True)
+    adapters: dict[str, Any] = {}
+    for name, parameter in signature.parameters.items():
+        hint = hints.get(name)
+        if hint is None or parameter.kind in (
+            inspect.Parameter.VAR_POSITIONAL,
+            inspect.Parameter.VAR_KEYWORD,
+        ):
+            continue
+        try:
+            adapters[name] = TypeAdapter(hint, config=config)
+        except Exception:
+            try:
+                adapters[name] = TypeAdapter(hint)
+            except Exception:
+                continue
+    return adapters
+
+
+def _reason(error: Exception) -> str:
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        try:
+            details = errors()
+            return "; ".join(
+                (".".join(str(part) for part in item["loc"]) + ": " if item["loc"] else "")
+                + item["msg"]
+                for item in details
+            )
+        except Exception:
+            pass
+    return str(error)
+
+
+def jsonable(value: Any, _depth: int = 0) -> Any:
+    """A JSON-safe copy of ``value``; anything else becomes its ``repr``.
+
+    Never raises: a parameter that cannot be stored faithfully is stored as text rather
+    than failing the run.
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if _depth > _MAX_DEPTH:
+        return _safe_repr(value)
+    if isinstance(value, Mapping):
+        return {str(key): jsonable(item, _depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(item, _depth + 1) for item in value]
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value, _depth + 1)
+    if isinstance(value, uuid.UUID | Decimal | PurePath):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            field.name: jsonable(getattr(value, field.name), _depth + 1)
+            for field in dataclasses.fields(value)
+        }
+    model_dump = getattr(value, "model_dump", None)
+    if callable(model_dump):
+        try:
+            return jsonable(model_dump(mode="json"), _depth + 1)
+        except Exception:
+            pass
+    return _safe_repr(value)
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"

@@ -1,0 +1,93 @@
+"""The exceptions riverrun raises.
+
+::
+
+    RiverrunError                 root of every error riverrun raises on purpose
+    ├── ParameterTypeError        a flow parameter failed validation (before the body ran)
+    ├── MissingContextError       a run-only API (get_run_logger) was used outside a run
+    ├── UnfinishedRun             a state's result was asked for before it finished
+    ├── ObjectNotFoundError       the store has no run with that id
+    └── RunTimeoutError           a flow or task ran past ``timeout_seconds`` (also a TimeoutError)
+
+    BaseException
+    └── EngineSignal              control flow of the engine; derives from BaseException so a
+        └── TimeoutSignal         user's ``except Exception`` cannot swallow it
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "EngineSignal",
+    "MissingContextError",
+    "ObjectNotFoundError",
+    "ParameterTypeError",
+    "RiverrunError",
+    "RunTimeoutError",
+    "TimeoutSignal",
+    "UnfinishedRun",
+]
+
+
+class RiverrunError(Exception):
+    """Root of every error riverrun raises on purpose."""
+
+
+class ParameterTypeError(RiverrunError, TypeError):
+    """A flow's parameters did not validate against its type hints.
+
+    Attributes:
+        flow_name: the flow whose parameters were rejected.
+        errors: ``(parameter, value, reason)`` for each rejected parameter.
+    """
+
+    def __init__(self, flow_name: str, errors: list[tuple[str, Any, str]]) -> None:
+        self.flow_name = flow_name
+        self.errors = errors
+        details = "; ".join(f"{name}={value!r}: {reason}" for name, value, reason in errors)
+        super().__init__(f"Flow {flow_name!r} received invalid parameters: {details}")
+
+
+class MissingContextError(RiverrunError, RuntimeError):
+    """A function that needs a running flow or task was called outside one."""
+
+
+class UnfinishedRun(RiverrunError):
+    """The result of a state that is not final was requested."""
+
+
+class ObjectNotFoundError(RiverrunError, LookupError):
+    """The store holds no object with the requested id.
+
+    Attributes:
+        kind: ``"flow run"`` or ``"task run"``.
+        object_id: the id that was asked for.
+    """
+
+    def __init__(self, kind: str, object_id: str) -> None:
+        self.kind = kind
+        self.object_id = object_id
+        super().__init__(f"No {kind} with id {object_id!r}")
+
+
+class RunTimeoutError(RiverrunError, TimeoutError):
+    """A flow or task ran longer than its ``timeout_seconds``.
+
+    Attributes:
+        label: the run's label (``"Task run 'x'"``).
+        seconds: the limit that was exceeded.
+    """
+
+    def __init__(self, label: str, seconds: float) -> None:
+        self.label = label
+        self.seconds = seconds
+        super().__init__(f"{label} exceeded timeout of {seconds:g} second(s)")
+
+
+class EngineSignal(BaseException):
+    """Base of the engine's control signals (not errors a user should catch)."""
+
+
+class TimeoutSignal(EngineSignal):
+    """Raised inside a sync body's thread to interrupt it when its time is up."""

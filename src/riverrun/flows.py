@@ -1,0 +1,180 @@
+"""``@flow``: a function whose calls become recorded flow runs."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
+
+from riverrun.orchestration import RetryPolicy, normalise_delays
+from riverrun.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+if TYPE_CHECKING:
+    from riverrun.states import State
+    from riverrun.store.protocol import FlowRun
+
+__all__ = ["Flow", "flow"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+FlowHook = Callable[["Flow[..., Any]", "FlowRun", "State"], Any]
+FlowRetryCondition = Callable[["Flow[..., Any]", "FlowRun", "State"], bool]
+RetryDelaySeconds = float | Sequence[float] | Callable[[int], Sequence[float]] | None
+
+
+class Flow(Generic[P, R]):
+    """A flow: each call is a recorded flow run with its own name, state and logs.
+
+    Attributes:
+        fn: the decorated function.
+        name: the display name (defaults to the function's name with ``_`` → ``-``).
+        key: a stable identity (module and qualified name).
+        is_async: whether ``fn`` is a coroutine function.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        version: str | None = None,
+        tags: Iterable[str] | None = None,
+        retries: int = 0,
+        retry_delay_seconds: RetryDelaySeconds = None,
+        retry_jitter_factor: float | None = None,
+        retry_condition_fn: FlowRetryCondition | None = None,
+        timeout_seconds: float | None = None,
+        log_prints: bool | None = None,
+        flow_run_name: str | Callable[[], str] | None = None,
+        validate_parameters: bool = True,
+        task_runner: TaskRunner | None = None,
+        on_completion: Sequence[FlowHook] | None = None,
+        on_failure: Sequence[FlowHook] | None = None,
+        on_crashed: Sequence[FlowHook] | None = None,
+        on_cancellation: Sequence[FlowHook] | None = None,
+        on_running: Sequence[FlowHook] | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise TypeError(f"@flow needs a function, got {fn!r}")
+        self.fn = fn
+        function_name = getattr(fn, "__name__", type(fn).__name__)
+        self.name = name or function_name.replace("_", "-")
+        self.description = description if description is not None else inspect.getdoc(fn)
+        self.version = version
+        self.key = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', function_name)}"
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = inspect.signature(fn)
+        self.tags = tuple(dict.fromkeys(tags or ()))
+        self.policy = RetryPolicy(
+            retries=retries,
+            delays=normalise_delays(retry_delay_seconds, retries),
+            jitter_factor=retry_jitter_factor,
+            timeout_seconds=timeout_seconds,
+        )
+        self.retry_condition_fn = retry_condition_fn
+        self.log_prints = log_prints
+        self.flow_run_name = flow_run_name
+        self.validate_parameters = validate_parameters
+        self.task_runner: TaskRunner = task_runner or ThreadPoolTaskRunner()
+        self.on_completion_hooks = list(on_completion or ())
+        self.on_failure_hooks = list(on_failure or ())
+        self.on_crashed_hooks = list(on_crashed or ())
+        self.on_cancellation_hooks = list(on_cancellation or ())
+        self.on_running_hooks = list(on_running or ())
+        # Validators built from the type hints on first call (pydantic is imported then).
+        self.validation_cache: dict[str, Any] = {}
+        self._options: dict[str, Any] = {
+            "name": name,
+            "description": description,
+            "version": version,
+            "tags": tags,
+            "retries": retries,
+            "retry_delay_seconds": retry_delay_seconds,
+            "retry_jitter_factor": retry_jitter_factor,
+            "retry_condition_fn": retry_condition_fn,
+            "timeout_seconds": timeout_seconds,
+            "log_prints": log_prints,
+            "flow_run_name": flow_run_name,
+            "validate_parameters": validate_parameters,
+            "task_runner": task_runner,
+            "on_completion": on_completion,
+            "on_failure": on_failure,
+            "on_crashed": on_crashed,
+            "on_cancellation": on_cancellation,
+            "on_running": on_running,
+        }
+        self.__doc__ = fn.__doc__
+        self.__name__ = function_name
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"Flow(name={self.name!r})"
+
+    def with_options(self, **options: Any) -> Flow[P, R]:
+        """A copy of this flow with some options changed (same names as ``@flow``)."""
+        unknown = set(options) - set(self._options)
+        if unknown:
+            raise TypeError(f"Unknown flow option(s): {', '.join(sorted(unknown))}")
+        return Flow(self.fn, **{**self._options, **options})
+
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    @overload
+    def __call__(  # type: ignore[valid-type]
+        self, *args: P.args, return_state: Literal[True], **kwargs: P.kwargs
+    ) -> Any: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the flow and return its result (or its final state)."""
+        from riverrun.engine.flow_engine import call_flow
+
+        return_state = kwargs.pop("return_state", False)
+        return call_flow(self, args, kwargs, return_state=return_state)
+
+
+@overload
+def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
+
+
+@overload
+def flow(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    version: str | None = None,
+    tags: Iterable[str] | None = None,
+    retries: int = 0,
+    retry_delay_seconds: RetryDelaySeconds = None,
+    retry_jitter_factor: float | None = None,
+    retry_condition_fn: FlowRetryCondition | None = None,
+    timeout_seconds: float | None = None,
+    log_prints: bool | None = None,
+    flow_run_name: str | Callable[[], str] | None = None,
+    validate_parameters: bool = True,
+    task_runner: TaskRunner | None = None,
+    on_completion: Sequence[FlowHook] | None = None,
+    on_failure: Sequence[FlowHook] | None = None,
+    on_crashed: Sequence[FlowHook] | None = None,
+    on_cancellation: Sequence[FlowHook] | None = None,
+    on_running: Sequence[FlowHook] | None = None,
+) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+
+
+def flow(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Make a function a flow, bare (``@flow``) or with options (``@flow(retries=1)``).
+
+    Example:
+        >>> @flow(name="example-pipeline", log_prints=True)
+        ... def pipeline(url: str) -> list:
+        ...     return process_data(fetch_data(url))
+    """
+    if fn is not None:
+        return Flow(fn, **options)
+
+    def decorate(function: Callable[..., Any]) -> Flow[..., Any]:
+        return Flow(function, **options)
+
+    return decorate

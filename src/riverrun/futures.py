@@ -1,0 +1,109 @@
+"""Futures for submitted tasks, and ``wait`` / ``as_completed`` over them.
+
+Example:
+    >>> futures = [process_item.submit(i) for i in items]
+    >>> wait(futures)
+    >>> [f.result() for f in futures]
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Iterable, Iterator
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from riverrun.states import Pending, State
+
+__all__ = ["DoneAndNotDoneFutures", "RiverrunFuture", "as_completed", "wait"]
+
+R = TypeVar("R")
+
+
+class RiverrunFuture(Generic[R]):
+    """The eventual final state of a submitted task run.
+
+    Attributes:
+        task_run_id: the id of the task run, known at once.
+        name: the task's name.
+    """
+
+    __slots__ = ("_future", "name", "observed", "task_run_id")
+
+    def __init__(self, future: concurrent.futures.Future[State], *, task_run_id: str, name: str):
+        self._future = future
+        self.task_run_id = task_run_id
+        self.name = name
+        # Set once a caller has looked at the outcome, so the flow knows whether a
+        # failure was handled or must fail the flow.
+        self.observed = False
+
+    def __repr__(self) -> str:
+        return f"RiverrunFuture(name={self.name!r}, task_run_id={self.task_run_id!r})"
+
+    @property
+    def state(self) -> State:
+        """The task run's state now (``Pending`` until it finishes)."""
+        if not self._future.done():
+            return Pending()
+        self.observed = True
+        return self._final_state(None)
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the task run finishes or ``timeout`` seconds pass."""
+        concurrent.futures.wait([self._future], timeout=timeout)
+
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> R:
+        """The task's return value; raises its exception if it failed.
+
+        Raises:
+            TimeoutError: the run did not finish within ``timeout`` seconds.
+        """
+        state = self._final_state(timeout)
+        self.observed = True
+        return state.result(raise_on_failure=raise_on_failure)  # type: ignore[no-any-return]
+
+    async def aresult(self, timeout: float | None = None, raise_on_failure: bool = True) -> R:
+        """``result`` for async code: waits without blocking the event loop."""
+        import asyncio
+
+        await asyncio.wait_for(asyncio.wrap_future(self._future), timeout)
+        return self.result(raise_on_failure=raise_on_failure)
+
+    def _final_state(self, timeout: float | None) -> State:
+        try:
+            return self._future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(
+                f"Task run {self.name!r} did not finish within {timeout} second(s)"
+            ) from None
+
+    @property
+    def concurrent_future(self) -> concurrent.futures.Future[State]:
+        """The underlying ``concurrent.futures.Future`` of the final state."""
+        return self._future
+
+
+class DoneAndNotDoneFutures(NamedTuple):
+    done: set[RiverrunFuture[Any]]
+    not_done: set[RiverrunFuture[Any]]
+
+
+def wait(
+    futures: Iterable[RiverrunFuture[Any]], timeout: float | None = None
+) -> DoneAndNotDoneFutures:
+    """Wait until every future is done or ``timeout`` passes; return both sets."""
+    by_inner = {future.concurrent_future: future for future in futures}
+    done, not_done = concurrent.futures.wait(by_inner, timeout=timeout)
+    return DoneAndNotDoneFutures({by_inner[f] for f in done}, {by_inner[f] for f in not_done})
+
+
+def as_completed(
+    futures: Iterable[RiverrunFuture[R]], timeout: float | None = None
+) -> Iterator[RiverrunFuture[R]]:
+    """Yield the futures as their task runs finish, first finished first."""
+    by_inner = {future.concurrent_future: future for future in futures}
+    for inner in concurrent.futures.as_completed(by_inner, timeout=timeout):
+        yield by_inner[inner]

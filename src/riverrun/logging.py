@@ -1,0 +1,197 @@
+"""Run loggers, the console format, and ``print`` routed to the run logger.
+
+The console shows ``HH:MM:SS.mmm | LEVEL   | <label> - message`` where the label is the
+run (``Flow run 'nimble-falcon'``, ``Task run 'fetch_data'``) or, for engine messages,
+the logger name (``riverrun.engine``). Records that belong to a run are also recorded
+in the store, so ``riverrun flow-run logs ID`` shows them later.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import sys
+import threading
+from collections.abc import MutableMapping
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TextIO
+
+from riverrun.context import flow_run_context, task_run_context
+from riverrun.exceptions import MissingContextError
+from riverrun.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from riverrun.store.protocol import RunStore
+
+__all__ = ["RunLogger", "get_run_logger", "setup_logging"]
+
+ROOT = "riverrun"
+_FORMAT = "%(asctime)s.%(msecs)03d | %(levelname_padded)s | %(label)s - %(message)s"
+_COLOURS = {
+    logging.DEBUG: "\x1b[34m",
+    logging.INFO: "\x1b[36m",
+    logging.WARNING: "\x1b[33m",
+    logging.ERROR: "\x1b[31m",
+    logging.CRITICAL: "\x1b[1;31m",
+}
+
+
+class RunFormatter(logging.Formatter):
+    """The seeds' console format, coloured only when asked."""
+
+    def __init__(self, *, colour: bool) -> None:
+        super().__init__(_FORMAT, datefmt="%H:%M:%S")
+        self.colour = colour
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = f"{record.levelname:<7}"
+        if self.colour:
+            level = f"{_COLOURS.get(record.levelno, '')}{level}\x1b[0m"
+        record.levelname_padded = level
+        if not hasattr(record, "label"):
+            record.label = record.name
+        return super().format(record)
+
+
+class ConsoleHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever ``sys.stderr`` is at the time (so redirections are honoured)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
+class StoreHandler(logging.Handler):
+    """Records each log line that belongs to a run in that run's store."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        store: RunStore | None = getattr(record, "store", None)
+        if store is None:
+            return
+        from riverrun.store.protocol import LogEntry
+
+        try:
+            store.record_log(
+                LogEntry(
+                    flow_run_id=getattr(record, "flow_run_id", None),
+                    task_run_id=getattr(record, "task_run_id", None),
+                    level=record.levelno,
+                    logger=getattr(record, "label", record.name),
+                    message=record.getMessage(),
+                    timestamp=datetime.fromtimestamp(record.created, UTC),
+                )
+            )
+        except Exception:
+            self.handleError(record)
+
+
+class RunLogger(logging.LoggerAdapter[logging.Logger]):
+    """A logger bound to one flow or task run (what ``get_run_logger()`` returns)."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        extra = kwargs.get("extra")
+        kwargs["extra"] = self.extra if extra is None else {**self.extra, **extra}  # type: ignore[dict-item]
+        return msg, kwargs
+
+
+_setup_lock = threading.Lock()
+_configured = False
+
+
+def setup_logging(settings: Settings | None = None) -> None:
+    """Install the console and store handlers on the ``riverrun`` logger (once)."""
+    global _configured
+    if _configured:
+        return
+    with _setup_lock:
+        if _configured:
+            return
+        settings = settings or get_settings()
+        root = logging.getLogger(ROOT)
+        root.setLevel(settings.logging_level)
+        console = ConsoleHandler()
+        colour = not settings.no_color and sys.stderr.isatty()
+        console.setFormatter(RunFormatter(colour=colour))
+        root.addHandler(console)
+        root.addHandler(StoreHandler())
+        # Run logs are shown once, by our console handler, not again by the root logger.
+        root.propagate = False
+        _configured = True
+
+
+def reset_logging() -> None:
+    """Remove riverrun's handlers (for tests that change logging settings)."""
+    global _configured
+    with _setup_lock:
+        root = logging.getLogger(ROOT)
+        for handler in list(root.handlers):
+            if isinstance(handler, ConsoleHandler | StoreHandler):
+                root.removeHandler(handler)
+        root.propagate = True
+        _configured = False
+
+
+def run_logger(
+    name: str, label: str, store: RunStore | None, flow_run_id: str | None, task_run_id: str | None
+) -> RunLogger:
+    """A logger whose records carry the run's label and ids."""
+    return RunLogger(
+        logging.getLogger(name),
+        {
+            "label": label,
+            "store": store,
+            "flow_run_id": flow_run_id,
+            "task_run_id": task_run_id,
+        },
+    )
+
+
+def get_run_logger() -> RunLogger:
+    """The logger of the flow or task run in progress.
+
+    Raises:
+        MissingContextError: called outside a flow or task run.
+    """
+    task_context = task_run_context.get()
+    if task_context is not None:
+        return task_context.logger
+    flow_context = flow_run_context.get()
+    if flow_context is not None:
+        return flow_context.logger
+    raise MissingContextError("get_run_logger() was called outside a flow or task run")
+
+
+# -- print() routed to the run logger ------------------------------------------------
+
+print_target: ContextVar[RunLogger | None] = ContextVar("riverrun_print_target", default=None)
+_original_print = builtins.print
+_print_installed = False
+
+
+def _print(*args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None,
+           flush: bool = False) -> None:
+    target = print_target.get()
+    if target is None or (file is not None and file is not sys.stdout):
+        _original_print(*args, sep=sep, end=end, file=file, flush=flush)
+        return
+    target.info((" " if sep is None else sep).join(str(arg) for arg in args))
+
+
+def install_print_hook() -> None:
+    """Replace ``builtins.print`` once with a version that honours ``log_prints``.
+
+    The replacement costs one context-variable read per ``print`` and behaves exactly
+    like ``print`` wherever no run with ``log_prints=True`` is active.
+    """
+    global _print_installed
+    if not _print_installed:
+        builtins.print = _print
+        _print_installed = True

@@ -1,0 +1,208 @@
+"""Run states: what a flow or task run is doing, or how it ended.
+
+A ``State`` has a ``type`` (one of ``StateType``, which the orchestration rules reason
+about) and a ``name`` (what users see: ``Retrying`` is a ``RUNNING`` state,
+``Cached`` a ``COMPLETED`` one, ``TimedOut`` a ``FAILED`` one).
+
+Example:
+    >>> state = my_task(1, return_state=True)
+    >>> state.is_completed(), state.result()
+    (True, 2)
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from riverrun.exceptions import UnfinishedRun
+
+__all__ = [
+    "AwaitingRetry",
+    "Cached",
+    "Cancelled",
+    "Cancelling",
+    "Completed",
+    "Crashed",
+    "Failed",
+    "Late",
+    "Paused",
+    "Pending",
+    "Retrying",
+    "Running",
+    "Scheduled",
+    "State",
+    "StateType",
+    "TimedOut",
+]
+
+
+class StateType(enum.StrEnum):
+    """The kinds of state the orchestration rules distinguish."""
+
+    SCHEDULED = "SCHEDULED"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CRASHED = "CRASHED"
+    CANCELLING = "CANCELLING"
+    CANCELLED = "CANCELLED"
+    PAUSED = "PAUSED"
+
+
+FINAL_TYPES = frozenset(
+    {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
+)
+
+_NO_DATA: Any = object()
+
+
+class State:
+    """One state of a flow or task run.
+
+    Attributes:
+        type: the ``StateType``.
+        name: the display name (``"Completed"``, ``"Retrying"``, ``"TimedOut"``…).
+        message: a human-readable reason, or ``None``.
+        timestamp: when the run entered this state (UTC).
+        data: the run's return value for a completed state, the exception for a failed one.
+    """
+
+    __slots__ = ("data", "message", "name", "timestamp", "type")
+
+    def __init__(
+        self,
+        type: StateType,
+        name: str | None = None,
+        *,
+        message: str | None = None,
+        data: Any = _NO_DATA,
+        timestamp: datetime | None = None,
+    ) -> None:
+        self.type = type
+        self.name = name or type.value.capitalize()
+        self.message = message
+        self.data = data
+        self.timestamp = timestamp or datetime.now(UTC)
+
+    def __repr__(self) -> str:
+        return f"{self.name}({self.message!r})" if self.message else f"{self.name}()"
+
+    def result(self, raise_on_failure: bool = True) -> Any:
+        """Return the run's value, or raise the exception that failed it.
+
+        Args:
+            raise_on_failure: when false, a failed state returns its exception instead.
+
+        Raises:
+            UnfinishedRun: the state is not final, so there is no result yet.
+        """
+        if self.type in (StateType.COMPLETED,):
+            return None if self.data is _NO_DATA else self.data
+        if self.type in FINAL_TYPES:
+            error = self.data if isinstance(self.data, BaseException) else None
+            if error is None:
+                error = _state_error(self)
+            if raise_on_failure:
+                raise error
+            return error
+        raise UnfinishedRun(f"{self!r} is not final; it has no result yet")
+
+    def is_scheduled(self) -> bool:
+        return self.type is StateType.SCHEDULED
+
+    def is_pending(self) -> bool:
+        return self.type is StateType.PENDING
+
+    def is_running(self) -> bool:
+        return self.type is StateType.RUNNING
+
+    def is_completed(self) -> bool:
+        return self.type is StateType.COMPLETED
+
+    def is_failed(self) -> bool:
+        return self.type is StateType.FAILED
+
+    def is_crashed(self) -> bool:
+        return self.type is StateType.CRASHED
+
+    def is_cancelling(self) -> bool:
+        return self.type is StateType.CANCELLING
+
+    def is_cancelled(self) -> bool:
+        return self.type is StateType.CANCELLED
+
+    def is_paused(self) -> bool:
+        return self.type is StateType.PAUSED
+
+    def is_final(self) -> bool:
+        return self.type in FINAL_TYPES
+
+    def has_data(self) -> bool:
+        return self.data is not _NO_DATA
+
+
+def _state_error(state: State) -> BaseException:
+    # A final non-completed state read back from the store has no exception object;
+    # rebuild a meaningful one from what was recorded.
+    from riverrun.exceptions import RiverrunError
+
+    return RiverrunError(f"Run finished in state {state!r}")
+
+
+def Scheduled(message: str | None = None, *, scheduled_time: datetime | None = None) -> State:
+    return State(StateType.SCHEDULED, message=message, timestamp=scheduled_time)
+
+
+def Late(message: str | None = None) -> State:
+    return State(StateType.SCHEDULED, "Late", message=message)
+
+
+def AwaitingRetry(message: str | None = None) -> State:
+    return State(StateType.SCHEDULED, "AwaitingRetry", message=message)
+
+
+def Pending(message: str | None = None) -> State:
+    return State(StateType.PENDING, message=message)
+
+
+def Running(message: str | None = None) -> State:
+    return State(StateType.RUNNING, message=message)
+
+
+def Retrying(message: str | None = None) -> State:
+    return State(StateType.RUNNING, "Retrying", message=message)
+
+
+def Completed(message: str | None = None, *, data: Any = None) -> State:
+    return State(StateType.COMPLETED, message=message, data=data)
+
+
+def Cached(message: str | None = None, *, data: Any = None) -> State:
+    return State(StateType.COMPLETED, "Cached", message=message, data=data)
+
+
+def Failed(message: str | None = None, *, data: Any = _NO_DATA) -> State:
+    return State(StateType.FAILED, message=message, data=data)
+
+
+def TimedOut(message: str | None = None, *, data: Any = _NO_DATA) -> State:
+    return State(StateType.FAILED, "TimedOut", message=message, data=data)
+
+
+def Crashed(message: str | None = None, *, data: Any = _NO_DATA) -> State:
+    return State(StateType.CRASHED, message=message, data=data)
+
+
+def Cancelling(message: str | None = None) -> State:
+    return State(StateType.CANCELLING, message=message)
+
+
+def Cancelled(message: str | None = None, *, data: Any = _NO_DATA) -> State:
+    return State(StateType.CANCELLED, message=message, data=data)
+
+
+def Paused(message: str | None = None) -> State:
+    return State(StateType.PAUSED, message=message)

@@ -1,0 +1,62 @@
+"""Store: the one protocol the engine uses to record and read runs.
+
+Invariants:
+- The engine talks only to ``RunStore`` (``protocol.py``); it never imports ``db/``
+  directly, so the HTTP store can replace the embedded one without touching it.
+- Creating a flow run and reading or writing cache entries are synchronous: when the
+  call returns the row is committed. Task runs, states and logs are write-behind: they
+  are queued in memory and committed in one transaction per flush (on an interval, when
+  a flow run ends, and at interpreter exit), so the per-task cost is an append.
+- ``get_store()`` picks the implementation from the settings and keeps one per database
+  URL for the life of the process.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from riverrun.settings import Settings, get_settings
+from riverrun.store.protocol import CacheEntry, FlowRun, LogEntry, RunStore, TaskRun
+
+__all__ = [
+    "CacheEntry",
+    "FlowRun",
+    "LogEntry",
+    "RunStore",
+    "TaskRun",
+    "close_stores",
+    "get_store",
+]
+
+_stores: dict[str, RunStore] = {}
+_lock = threading.Lock()
+
+
+def get_store(settings: Settings | None = None) -> RunStore:
+    """Return this process's store for the configured database."""
+    settings = settings or get_settings()
+    if settings.api_url:
+        raise NotImplementedError(
+            "RIVERRUN_API_URL is set, but the HTTP store arrives with the server; "
+            "unset it to record runs in the embedded database"
+        )
+    key = settings.database_url
+    store = _stores.get(key)
+    if store is None:
+        with _lock:
+            store = _stores.get(key)
+            if store is None:
+                from riverrun.store.embedded import EmbeddedStore
+
+                store = EmbeddedStore(settings)
+                _stores[key] = store
+    return store
+
+
+def close_stores() -> None:
+    """Flush and close every open store (at exit, and between tests)."""
+    with _lock:
+        stores = list(_stores.values())
+        _stores.clear()
+    for store in stores:
+        store.close()

@@ -1,0 +1,203 @@
+"""``EmbeddedStore``: runs recorded straight into the local database."""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import threading
+import time
+from typing import Any
+
+from riverrun.db import repository
+from riverrun.db.engine import create_db_engine, migrate, read_connection, redacted
+from riverrun.settings import Settings
+from riverrun.states import State
+from riverrun.store.protocol import CacheEntry, FlowRun, LogEntry, StateRecord, TaskRun
+
+__all__ = ["EmbeddedStore"]
+
+logger = logging.getLogger(__name__)
+
+# Event tags in the write-behind queue.
+_TASK_RUN, _STATE, _LOG = 0, 1, 2
+# Wake the flusher early once this many events wait, to bound memory and latency.
+_EAGER_FLUSH_AT = 5_000
+
+
+class EmbeddedStore:
+    """Records runs in the database at ``settings.database_url``.
+
+    Appends are lock-free (``deque.append`` is atomic); one daemon thread drains the
+    queue every ``settings.flush_interval`` seconds. A flush that fails (the database
+    unreachable, a disk full) keeps its events at the head of the queue and is tried
+    again, so nothing is dropped while the process lives.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = settings.database_url
+        self._engine = create_db_engine(settings.database_url)
+        migrate(self._engine)
+        self._interval = settings.flush_interval
+        self._queue: collections.deque[tuple[int, Any]] = collections.deque()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
+        atexit.register(self.close)
+
+    def __repr__(self) -> str:
+        return f"EmbeddedStore({redacted(self.url)!r})"
+
+    # -- synchronous writes -------------------------------------------------------
+
+    def create_flow_run(self, run: FlowRun) -> None:
+        with self._engine.begin() as connection:
+            repository.insert_flow_run(connection, run)
+
+    def write_cache_entry(self, entry: CacheEntry) -> None:
+        with self._engine.begin() as connection:
+            repository.upsert_cache_entry(connection, entry)
+
+    # -- write-behind ---------------------------------------------------------------
+
+    def record_task_run(self, run: TaskRun) -> None:
+        self._enqueue((_TASK_RUN, repository.task_run_row(run)))
+
+    def set_state(self, run: FlowRun | TaskRun, state: State) -> None:
+        kind = "task" if isinstance(run, TaskRun) else "flow"
+        columns = {
+            "state_type": state.type.value,
+            "state_name": state.name,
+            "state_message": state.message,
+            "run_count": run.run_count,
+            "start_time": run.start_time,
+            "end_time": run.end_time,
+        }
+        row = {
+            "run_id": run.id,
+            "run_kind": kind,
+            "type": state.type.value,
+            "name": state.name,
+            "message": state.message,
+            "timestamp": state.timestamp,
+        }
+        self._enqueue((_STATE, (kind, row, columns)))
+
+    def record_log(self, entry: LogEntry) -> None:
+        self._enqueue(
+            (
+                _LOG,
+                {
+                    "flow_run_id": entry.flow_run_id,
+                    "task_run_id": entry.task_run_id,
+                    "level": entry.level,
+                    "logger": entry.logger,
+                    "message": entry.message,
+                    "timestamp": entry.timestamp,
+                },
+            )
+        )
+
+    def _enqueue(self, event: tuple[int, Any]) -> None:
+        self._queue.append(event)
+        if self._thread is None:
+            self._start_flusher()
+        if len(self._queue) >= _EAGER_FLUSH_AT:
+            self._wake.set()
+
+    def _start_flusher(self) -> None:
+        with self._thread_lock:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(
+                    target=self._flush_forever, name="riverrun-store-flush", daemon=True
+                )
+                self._thread.start()
+
+    def _flush_forever(self) -> None:
+        while not self._closed:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:
+                logger.exception("Could not record runs in %s; will retry", redacted(self.url))
+                time.sleep(min(self._interval * 5, 2.0))
+
+    def flush(self) -> None:
+        """Commit every queued event in one transaction."""
+        with self._flush_lock:
+            count = len(self._queue)
+            if not count:
+                return
+            events = [self._queue.popleft() for _ in range(count)]
+            batch = repository.Batch.empty()
+            for tag, payload in events:
+                if tag == _TASK_RUN:
+                    batch.task_runs.append(payload)
+                elif tag == _STATE:
+                    kind, row, columns = payload
+                    batch.states.append(row)
+                    updates = batch.task_run_updates if kind == "task" else batch.flow_run_updates
+                    updates[row["run_id"]] = columns
+                else:
+                    batch.logs.append(payload)
+            try:
+                with self._engine.begin() as connection:
+                    repository.apply_batch(connection, batch)
+            except BaseException:
+                # Put them back in order so the next flush writes them.
+                self._queue.extendleft(reversed(events))
+                raise
+
+    def close(self) -> None:
+        """Flush what is queued and release the database connections."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        try:
+            self.flush()
+        finally:
+            atexit.unregister(self.close)
+            self._engine.dispose()
+
+    # -- reads ------------------------------------------------------------------------
+
+    def read_cache_entry(self, key: str) -> CacheEntry | None:
+        with read_connection(self._engine) as connection:
+            return repository.select_cache_entry(connection, key)
+
+    def read_flow_runs(
+        self,
+        *,
+        limit: int | None = None,
+        state_names: list[str] | None = None,
+        flow_name: str | None = None,
+    ) -> list[FlowRun]:
+        self.flush()
+        with read_connection(self._engine) as connection:
+            return repository.select_flow_runs(
+                connection, limit=limit, state_names=state_names, flow_name=flow_name
+            )
+
+    def read_flow_run(self, flow_run_id: str) -> FlowRun:
+        self.flush()
+        with read_connection(self._engine) as connection:
+            return repository.select_flow_run(connection, flow_run_id)
+
+    def read_task_runs(self, flow_run_id: str) -> list[TaskRun]:
+        self.flush()
+        with read_connection(self._engine) as connection:
+            return repository.select_task_runs(connection, flow_run_id)
+
+    def read_states(self, run_id: str) -> list[StateRecord]:
+        self.flush()
+        with read_connection(self._engine) as connection:
+            return repository.select_states(connection, run_id)
+
+    def read_logs(self, flow_run_id: str) -> list[LogEntry]:
+        self.flush()
+        with read_connection(self._engine) as connection:
+            return repository.select_logs(connection, flow_run_id)

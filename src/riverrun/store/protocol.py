@@ -1,0 +1,138 @@
+"""The ``RunStore`` protocol and the records it stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from riverrun.states import State
+
+__all__ = ["CacheEntry", "FlowRun", "LogEntry", "RunStore", "StateRecord", "TaskRun"]
+
+
+@dataclass(slots=True)
+class FlowRun:
+    """One run of a flow, as recorded (and as handed to flow hooks).
+
+    ``parameters`` holds the JSON-safe form of the call's parameters.
+    """
+
+    id: str
+    name: str
+    flow_name: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    parent_flow_run_id: str | None = None
+    parent_task_run_id: str | None = None
+    state: State | None = None
+    run_count: int = 0
+    created: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds between the first Running state and the final state."""
+        if self.start_time is None or self.end_time is None:
+            return None
+        return (self.end_time - self.start_time).total_seconds()
+
+
+@dataclass(slots=True)
+class TaskRun:
+    """One run of a task inside a flow run (handed to task hooks)."""
+
+    id: str
+    name: str
+    task_name: str
+    flow_run_id: str | None
+    dynamic_key: int = 0
+    tags: list[str] = field(default_factory=list)
+    state: State | None = None
+    run_count: int = 0
+    created: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    cache_key: str | None = None
+    upstream_task_run_ids: list[str] = field(default_factory=list)
+    subflow_run_id: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.start_time is None or self.end_time is None:
+            return None
+        return (self.end_time - self.start_time).total_seconds()
+
+
+@dataclass(slots=True, frozen=True)
+class StateRecord:
+    """A state transition as read back from the store."""
+
+    run_id: str
+    type: str
+    name: str
+    message: str | None
+    timestamp: datetime
+
+
+@dataclass(slots=True, frozen=True)
+class LogEntry:
+    """One log line emitted inside a flow or task run."""
+
+    flow_run_id: str | None
+    task_run_id: str | None
+    level: int
+    logger: str
+    message: str
+    timestamp: datetime
+
+
+@dataclass(slots=True, frozen=True)
+class CacheEntry:
+    """A cached task result: where the pickled value lives and until when it is valid."""
+
+    key: str
+    location: str
+    expiration: datetime | None
+    created: datetime
+
+
+class RunStore(Protocol):
+    """Where runs, states and logs are recorded and read back.
+
+    Writes named ``create_*``/``*_cache_entry`` are synchronous; ``record_*`` and
+    ``set_state`` are write-behind and become durable at the next ``flush()``.
+    """
+
+    def create_flow_run(self, run: FlowRun) -> None: ...
+
+    def record_task_run(self, run: TaskRun) -> None: ...
+
+    def set_state(self, run: FlowRun | TaskRun, state: State) -> None: ...
+
+    def record_log(self, entry: LogEntry) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def read_cache_entry(self, key: str) -> CacheEntry | None: ...
+
+    def write_cache_entry(self, entry: CacheEntry) -> None: ...
+
+    def read_flow_runs(
+        self,
+        *,
+        limit: int | None = None,
+        state_names: list[str] | None = None,
+        flow_name: str | None = None,
+    ) -> list[FlowRun]: ...
+
+    def read_flow_run(self, flow_run_id: str) -> FlowRun: ...
+
+    def read_task_runs(self, flow_run_id: str) -> list[TaskRun]: ...
+
+    def read_states(self, run_id: str) -> list[StateRecord]: ...
+
+    def read_logs(self, flow_run_id: str) -> list[LogEntry]: ...

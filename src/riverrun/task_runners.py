@@ -1,0 +1,81 @@
+"""Task runners: where submitted tasks execute.
+
+A flow run gets its own runner (``duplicate()`` of the one it was decorated with); the
+runner starts its workers on the first ``submit`` and is shut down when the run ends,
+after every submitted task has finished.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+__all__ = ["TaskRunner", "ThreadPoolTaskRunner", "default_task_runner"]
+
+T = TypeVar("T")
+
+
+class TaskRunner(Protocol):
+    """Runs submitted callables somewhere and hands back concurrent futures."""
+
+    def duplicate(self) -> TaskRunner:
+        """A fresh runner with the same configuration, for one flow run."""
+        ...
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]: ...
+
+    def shutdown(self, wait: bool = True) -> None: ...
+
+
+class ThreadPoolTaskRunner:
+    """Runs tasks on a pool of threads (the default).
+
+    Args:
+        max_workers: the pool's size; ``None`` lets the pool choose
+            (``min(32, cores + 4)``).
+    """
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        if max_workers is not None and max_workers < 1:
+            raise ValueError(f"max_workers must be >= 1, got {max_workers}")
+        self.max_workers = max_workers
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ThreadPoolTaskRunner(max_workers={self.max_workers})"
+
+    def duplicate(self) -> ThreadPoolTaskRunner:
+        return ThreadPoolTaskRunner(self.max_workers)
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        executor = self._executor
+        if executor is None:
+            with self._lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(
+                        self.max_workers, thread_name_prefix="riverrun-task"
+                    )
+                executor = self._executor
+        return executor.submit(fn, *args)
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=wait)
+
+
+_default: ThreadPoolTaskRunner | None = None
+_default_lock = threading.Lock()
+
+
+def default_task_runner() -> ThreadPoolTaskRunner:
+    """The shared runner for tasks submitted outside any flow."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = ThreadPoolTaskRunner()
+        return _default

@@ -1,0 +1,218 @@
+"""``@task``: a function whose calls inside a flow become recorded, retried task runs."""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
+
+from riverrun.orchestration import RetryPolicy, normalise_delays
+
+if TYPE_CHECKING:
+    from riverrun.context import TaskRunContext
+    from riverrun.futures import RiverrunFuture
+    from riverrun.states import State
+    from riverrun.store.protocol import TaskRun
+
+__all__ = ["Task", "exponential_backoff", "task", "task_input_hash"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+TaskHook = Callable[["Task[..., Any]", "TaskRun", "State"], Any]
+RetryCondition = Callable[["Task[..., Any]", "TaskRun", "State"], bool]
+CacheKeyFn = Callable[["TaskRunContext", dict[str, Any]], str | None]
+RetryDelaySeconds = float | Sequence[float] | Callable[[int], Sequence[float]] | None
+
+
+def exponential_backoff(backoff_factor: float) -> Callable[[int], list[float]]:
+    """Retry delays that double each time: ``backoff_factor * 2 ** n`` for retry ``n``.
+
+    Example:
+        >>> @task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=10))
+        ... def call_api(): ...  # waits 10, 20 then 40 seconds
+    """
+    if backoff_factor < 0:
+        raise ValueError(f"backoff_factor must be >= 0, got {backoff_factor}")
+
+    def delays(retries: int) -> list[float]:
+        return [backoff_factor * 2**attempt for attempt in range(retries)]
+
+    return delays
+
+
+def task_input_hash(context: TaskRunContext, arguments: dict[str, Any]) -> str | None:
+    """A cache key from the task's identity and its inputs (for ``cache_key_fn``).
+
+    Returns ``None`` (no caching) when an input cannot be pickled.
+    """
+    import hashlib
+    import pickle
+
+    try:
+        payload = pickle.dumps((context.task.key, arguments), protocol=4)
+    except Exception:
+        return None
+    return hashlib.sha256(payload).hexdigest()
+
+
+class Task(Generic[P, R]):
+    """A task: call it inside a flow to run it as a recorded, retried task run.
+
+    Attributes:
+        fn: the decorated function.
+        name: the display name (defaults to the function's name).
+        key: a stable identity (module and qualified name) used for caching and reuse.
+        is_async: whether ``fn`` is a coroutine function.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        retries: int = 0,
+        retry_delay_seconds: RetryDelaySeconds = None,
+        retry_jitter_factor: float | None = None,
+        retry_condition_fn: RetryCondition | None = None,
+        timeout_seconds: float | None = None,
+        log_prints: bool | None = None,
+        task_run_name: str | Callable[[], str] | None = None,
+        cache_key_fn: CacheKeyFn | None = None,
+        cache_expiration: datetime.timedelta | None = None,
+        refresh_cache: bool = False,
+        on_completion: Sequence[TaskHook] | None = None,
+        on_failure: Sequence[TaskHook] | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise TypeError(f"@task needs a function, got {fn!r}")
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", type(fn).__name__)
+        self.description = description if description is not None else inspect.getdoc(fn)
+        self.key = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', self.name)}"
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = inspect.signature(fn)
+        self.tags = tuple(dict.fromkeys(tags or ()))
+        self.policy = RetryPolicy(
+            retries=retries,
+            delays=normalise_delays(retry_delay_seconds, retries),
+            jitter_factor=retry_jitter_factor,
+            timeout_seconds=timeout_seconds,
+        )
+        self.retry_condition_fn = retry_condition_fn
+        self.log_prints = log_prints
+        self.task_run_name = task_run_name
+        self.cache_key_fn = cache_key_fn
+        self.cache_expiration = cache_expiration
+        self.refresh_cache = refresh_cache
+        self.on_completion_hooks = list(on_completion or ())
+        self.on_failure_hooks = list(on_failure or ())
+        # Keep every constructor argument so with_options can copy faithfully.
+        self._options: dict[str, Any] = {
+            "name": name,
+            "description": description,
+            "tags": tags,
+            "retries": retries,
+            "retry_delay_seconds": retry_delay_seconds,
+            "retry_jitter_factor": retry_jitter_factor,
+            "retry_condition_fn": retry_condition_fn,
+            "timeout_seconds": timeout_seconds,
+            "log_prints": log_prints,
+            "task_run_name": task_run_name,
+            "cache_key_fn": cache_key_fn,
+            "cache_expiration": cache_expiration,
+            "refresh_cache": refresh_cache,
+            "on_completion": on_completion,
+            "on_failure": on_failure,
+        }
+        self.__doc__ = fn.__doc__
+        self.__name__ = self.name
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"Task(name={self.name!r})"
+
+    def with_options(self, **options: Any) -> Task[P, R]:
+        """A copy of this task with some options changed (same names as ``@task``)."""
+        unknown = set(options) - set(self._options)
+        if unknown:
+            raise TypeError(f"Unknown task option(s): {', '.join(sorted(unknown))}")
+        return Task(self.fn, **{**self._options, **options})
+
+    def on_completion(self, hook: TaskHook) -> TaskHook:
+        """Register ``hook`` for completed runs (usable as a decorator)."""
+        self.on_completion_hooks.append(hook)
+        return hook
+
+    def on_failure(self, hook: TaskHook) -> TaskHook:
+        """Register ``hook`` for failed runs (usable as a decorator)."""
+        self.on_failure_hooks.append(hook)
+        return hook
+
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    @overload
+    def __call__(  # type: ignore[valid-type]
+        self, *args: P.args, return_state: Literal[True], **kwargs: P.kwargs
+    ) -> Any: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task now and return its result (or its final state)."""
+        from riverrun.engine.task_engine import call_task
+
+        return_state = kwargs.pop("return_state", False)
+        return call_task(self, args, kwargs, return_state=return_state)
+
+    def submit(self, *args: P.args, **kwargs: P.kwargs) -> RiverrunFuture:
+        """Start the task in the flow's task runner and return a future at once."""
+        from riverrun.engine.task_engine import submit_task
+
+        return submit_task(self, args, kwargs)
+
+
+@overload
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def task(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    tags: Iterable[str] | None = None,
+    retries: int = 0,
+    retry_delay_seconds: RetryDelaySeconds = None,
+    retry_jitter_factor: float | None = None,
+    retry_condition_fn: RetryCondition | None = None,
+    timeout_seconds: float | None = None,
+    log_prints: bool | None = None,
+    task_run_name: str | Callable[[], str] | None = None,
+    cache_key_fn: CacheKeyFn | None = None,
+    cache_expiration: datetime.timedelta | None = None,
+    refresh_cache: bool = False,
+    on_completion: Sequence[TaskHook] | None = None,
+    on_failure: Sequence[TaskHook] | None = None,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Make a function a task, bare (``@task``) or with options (``@task(retries=2)``).
+
+    Example:
+        >>> @task(retries=2, retry_delay_seconds=1, log_prints=True)
+        ... def fetch_data(url: str) -> list[dict]:
+        ...     ...
+    """
+    if fn is not None:
+        return Task(fn, **options)
+
+    def decorate(function: Callable[..., Any]) -> Task[..., Any]:
+        return Task(function, **options)
+
+    return decorate
+
+
