@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 __all__ = ["TaskRunner", "ThreadPoolTaskRunner", "default_task_runner"]
 
 T = TypeVar("T")
+_DEFAULT_WORKERS = 32
 
 
 class TaskRunner(Protocol):
@@ -33,8 +34,8 @@ class ThreadPoolTaskRunner:
     """Runs tasks on a pool of threads (the default).
 
     Args:
-        max_workers: the pool's size; ``None`` lets the pool choose
-            (``min(32, cores + 4)``).
+        max_workers: the pool's size; ``None`` means 32. Tasks mostly wait on I/O, so
+            the pool is wider than the core count; threads start only as needed.
     """
 
     def __init__(self, max_workers: int | None = None) -> None:
@@ -56,7 +57,7 @@ class ThreadPoolTaskRunner:
             with self._lock:
                 if self._executor is None:
                     self._executor = ThreadPoolExecutor(
-                        self.max_workers, thread_name_prefix="riverrun-task"
+                        self.max_workers or _DEFAULT_WORKERS, thread_name_prefix="riverrun-task"
                     )
                 executor = self._executor
         return executor.submit(fn, *args)

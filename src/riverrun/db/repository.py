@@ -25,6 +25,7 @@ __all__ = [
     "select_logs",
     "select_states",
     "select_task_runs",
+    "state_row",
     "task_run_row",
     "upsert_cache_entry",
 ]
@@ -107,8 +108,23 @@ def task_run_row(run: TaskRun) -> dict[str, Any]:
     }
 
 
+def state_row(run_id: str, run_kind: str, state: State) -> dict[str, Any]:
+    """A row of the state history."""
+    return {
+        "run_id": run_id,
+        "run_kind": run_kind,
+        "type": state.type.value,
+        "name": state.name,
+        "message": state.message,
+        "timestamp": state.timestamp,
+    }
+
+
 def insert_flow_run(connection: Connection, run: FlowRun) -> None:
+    """Insert a new flow run and, if it has one, its first state."""
     connection.execute(insert(flow_runs), [flow_run_row(run)])
+    if run.state is not None:
+        connection.execute(insert(states), [state_row(run.id, "flow", run.state)])
 
 
 def apply_batch(connection: Connection, batch: Batch) -> None:

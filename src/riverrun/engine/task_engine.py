@@ -30,7 +30,6 @@ from riverrun.engine.effects import (
     RunLoop,
     drive_async,
     drive_sync,
-    loop_is_running,
     run_coroutine_sync,
 )
 from riverrun.engine.parameters import bind_arguments
@@ -71,6 +70,20 @@ def dispatch(loop: RunLoop[State], *, is_async: bool, return_state: bool) -> Any
         return _await_state(loop, return_state)
     else:
         state = run_coroutine_sync(drive_async(loop))
+    return state if return_state else state.result()
+
+
+def _caller_is_async() -> bool:
+    # Outside any run, calling an async function gives a coroutine, as in plain Python;
+    # inside a run, the enclosing body's kind decides.
+    enclosing: TaskRunContext | FlowRunContext | None = (
+        task_run_context.get() or flow_run_context.get()
+    )
+    return True if enclosing is None else enclosing.is_async
+
+
+async def _await_state(loop: RunLoop[State], return_state: bool) -> Any:
+    state = await drive_async(loop)
     return state if return_state else state.result()
 
 

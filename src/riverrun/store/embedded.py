@@ -63,7 +63,8 @@ class EmbeddedStore:
     # -- write-behind ---------------------------------------------------------------
 
     def record_task_run(self, run: TaskRun) -> None:
-        self._enqueue((_TASK_RUN, repository.task_run_row(run)))
+        first_state = None if run.state is None else repository.state_row(run.id, "task", run.state)
+        self._enqueue((_TASK_RUN, (repository.task_run_row(run), first_state)))
 
     def set_state(self, run: FlowRun | TaskRun, state: State) -> None:
         kind = "task" if isinstance(run, TaskRun) else "flow"
@@ -75,15 +76,7 @@ class EmbeddedStore:
             "start_time": run.start_time,
             "end_time": run.end_time,
         }
-        row = {
-            "run_id": run.id,
-            "run_kind": kind,
-            "type": state.type.value,
-            "name": state.name,
-            "message": state.message,
-            "timestamp": state.timestamp,
-        }
-        self._enqueue((_STATE, (kind, row, columns)))
+        self._enqueue((_STATE, (kind, repository.state_row(run.id, kind, state), columns)))
 
     def record_log(self, entry: LogEntry) -> None:
         self._enqueue(
@@ -135,7 +128,10 @@ class EmbeddedStore:
             batch = repository.Batch.empty()
             for tag, payload in events:
                 if tag == _TASK_RUN:
-                    batch.task_runs.append(payload)
+                    row, first_state = payload
+                    batch.task_runs.append(row)
+                    if first_state is not None:
+                        batch.states.append(first_state)
                 elif tag == _STATE:
                     kind, row, columns = payload
                     batch.states.append(row)
