@@ -1,0 +1,121 @@
+"""cache_key_fn / cache_expiration / refresh_cache, with results kept on disk."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from riverrun import flow, task
+from riverrun.settings import get_settings
+from riverrun.store import RunStore
+from riverrun.tasks import task_input_hash
+
+
+def test_same_inputs_return_the_cached_result(
+    store: RunStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[str] = []
+
+    @task(cache_key_fn=task_input_hash, cache_expiration=timedelta(hours=1))
+    def expensive_query(sql: str) -> list[dict[str, int]]:
+        calls.append(sql)
+        return [{"result": 42}]
+
+    @flow
+    def pipeline() -> tuple[object, object, object]:
+        r1 = expensive_query("SELECT 1")
+        r2 = expensive_query("SELECT 1")
+        r3 = expensive_query("SELECT 2")
+        return r1, r2, r3
+
+    r1, r2, _ = pipeline()
+    assert r1 == r2 == [{"result": 42}]
+    assert calls == ["SELECT 1", "SELECT 2"]
+    assert "Finished in state Cached()" in capsys.readouterr().err
+    # A new flow run (another process could do the same) still hits the cache.
+    pipeline()
+    assert calls == ["SELECT 1", "SELECT 2"]
+    runs = store.read_flow_runs()
+    names = [t.state.name for t in store.read_task_runs(runs[0].id) if t.state]
+    assert names == ["Cached", "Cached", "Cached"]
+
+
+def test_expired_entries_are_recomputed() -> None:
+    calls: list[int] = []
+
+    @task(cache_key_fn=task_input_hash, cache_expiration=timedelta(seconds=0.2))
+    def compute(x: int) -> int:
+        calls.append(x)
+        return x
+
+    @flow
+    def pipeline() -> None:
+        compute(1)
+        compute(1)
+        time.sleep(0.3)
+        compute(1)
+
+    pipeline()
+    assert calls == [1, 1]
+
+
+def test_refresh_cache_recomputes_and_updates() -> None:
+    calls: list[int] = []
+
+    @task(cache_key_fn=lambda context, parameters: "fixed-key")
+    def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    @flow
+    def pipeline() -> list[int]:
+        return [compute(), compute.with_options(refresh_cache=True)(), compute()]
+
+    assert pipeline() == [1, 2, 2]
+
+
+def test_cache_key_fn_errors_disable_caching(capsys: pytest.CaptureFixture[str]) -> None:
+    def broken(context: object, parameters: dict[str, object]) -> str:
+        raise RuntimeError("no key")
+
+    @task(cache_key_fn=broken)
+    def compute() -> int:
+        return 5
+
+    @flow
+    def pipeline() -> int:
+        return compute() + compute()
+
+    assert pipeline() == 10
+    assert "cache_key_fn raised RuntimeError: no key" in capsys.readouterr().err
+
+
+def test_unpicklable_results_are_not_cached_but_the_task_completes() -> None:
+    @task(cache_key_fn=task_input_hash)
+    def make_lambda() -> object:
+        return lambda: None
+
+    @flow
+    def pipeline() -> bool:
+        return callable(make_lambda())
+
+    assert pipeline() is True
+
+
+def test_results_stay_inside_the_storage_folder() -> None:
+    @task(cache_key_fn=lambda context, parameters: "../../etc/passwd")
+    def compute() -> int:
+        return 1
+
+    @flow
+    def pipeline() -> int:
+        return compute()
+
+    pipeline()
+    storage = get_settings().home / "storage"
+    files = [p for p in storage.iterdir() if not p.name.startswith(".")]
+    assert len(files) == 1 and files[0].parent == storage
+    assert not Path(storage, "../../etc/passwd").resolve().is_relative_to(storage)
