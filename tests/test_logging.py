@@ -95,7 +95,9 @@ def test_get_run_logger_in_flows_and_tasks(
     assert flow_lines and flow_lines[0][1].startswith("Flow run '")
     [run] = store.read_flow_runs()
     logs = store.read_logs(run.id)
-    assert [(log.level, log.message) for log in logs if log.message.startswith(("careful", "starting"))] == [
+    assert [
+        (log.level, log.message) for log in logs if log.message.startswith(("careful", "starting"))
+    ] == [
         (20, "starting"),
         (30, "careful: 3"),
     ]

@@ -104,7 +104,9 @@ def test_retries_and_timeouts(tmp_path: Path) -> None:
         """,
     )
     err = result.stderr
-    assert re.search(r"INFO    \| Task run 'unreliable_api_call' - Retrying in 0\.1 seconds\.\.\.", err)
+    assert re.search(
+        r"INFO    \| Task run 'unreliable_api_call' - Retrying in 0\.1 seconds\.\.\.", err
+    )
     assert re.search(
         r"INFO    \| Task run 'unreliable_api_call' - Called https://api\.example\.com/data "
         r"successfully",
@@ -201,8 +203,13 @@ def test_subflows(tmp_path: Path) -> None:
         main_flow()
         """,
     )
-    assert re.search(r"INFO    \| riverrun\.engine - Created flow run '[a-z-]+' for flow 'main'", result.stderr)
-    assert re.search(r"INFO    \| riverrun\.engine - Created subflow run '[a-z-]+' for flow 'transform'", result.stderr)
+    assert re.search(
+        r"INFO    \| riverrun\.engine - Created flow run '[a-z-]+' for flow 'main'", result.stderr
+    )
+    assert re.search(
+        r"INFO    \| riverrun\.engine - Created subflow run '[a-z-]+' for flow 'transform'",
+        result.stderr,
+    )
     assert result.stdout == "Transformed: [2, 4, 6, 8, 10]\n"
 
 
@@ -285,9 +292,13 @@ def test_concepts_pipeline_with_parameters(tmp_path: Path) -> None:
     )
     assert result.stdout == "[{'active': True}]\n[{'active': True}]\n"
     history = subprocess.run(
-        [sys.executable, "-c", "from riverrun.store import get_store\n"
-         "runs = get_store().read_flow_runs()\n"
-         "print(sorted(r.parameters['url'] for r in runs))"],
+        [
+            sys.executable,
+            "-c",
+            "from riverrun.store import get_store\n"
+            "runs = get_store().read_flow_runs()\n"
+            "print(sorted(r.parameters['url'] for r in runs))",
+        ],
         env={**os.environ, "RIVERRUN_HOME": str(tmp_path / "home")},
         capture_output=True,
         text=True,

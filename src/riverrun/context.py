@@ -53,7 +53,7 @@ class FlowRunContext:
     task_runner: TaskRunner
     completed: dict[tuple[str, int], State] = field(default_factory=dict)
     counters: dict[str, Iterator[int]] = field(default_factory=dict)
-    futures: list[RiverrunFuture] = field(default_factory=list)
+    futures: list[RiverrunFuture[Any]] = field(default_factory=list)
 
     def next_call_index(self, task_key: str) -> int:
         counter = self.counters.get(task_key)
@@ -76,12 +76,8 @@ class TaskRunContext:
     flow_run_context: FlowRunContext | None
 
 
-flow_run_context: ContextVar[FlowRunContext | None] = ContextVar(
-    "riverrun_flow_run", default=None
-)
-task_run_context: ContextVar[TaskRunContext | None] = ContextVar(
-    "riverrun_task_run", default=None
-)
+flow_run_context: ContextVar[FlowRunContext | None] = ContextVar("riverrun_flow_run", default=None)
+task_run_context: ContextVar[TaskRunContext | None] = ContextVar("riverrun_task_run", default=None)
 _tags: ContextVar[tuple[str, ...]] = ContextVar("riverrun_tags", default=())
 
 

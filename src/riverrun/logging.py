@@ -60,7 +60,7 @@ class ConsoleHandler(logging.StreamHandler[TextIO]):
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return sys.stderr
 
@@ -176,8 +176,9 @@ _original_print = builtins.print
 _print_installed = False
 
 
-def _print(*args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None,
-           flush: bool = False) -> None:
+def _print(
+    *args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
+) -> None:
     target = print_target.get()
     if target is None or (file is not None and file is not sys.stdout):
         _original_print(*args, sep=sep, end=end, file=file, flush=flush)

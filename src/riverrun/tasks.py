@@ -90,7 +90,7 @@ class Task(Generic[P, R]):
         if not callable(fn):
             raise TypeError(f"@task needs a function, got {fn!r}")
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", type(fn).__name__)
+        self.name: str = name or str(getattr(fn, "__name__", type(fn).__name__))
         self.description = description if description is not None else inspect.getdoc(fn)
         self.key = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', self.name)}"
         self.is_async = inspect.iscoroutinefunction(fn)
@@ -167,7 +167,7 @@ class Task(Generic[P, R]):
         return_state = kwargs.pop("return_state", False)
         return call_task(self, args, kwargs, return_state=return_state)
 
-    def submit(self, *args: P.args, **kwargs: P.kwargs) -> RiverrunFuture:
+    def submit(self, *args: P.args, **kwargs: P.kwargs) -> RiverrunFuture[Any]:
         """Start the task in the flow's task runner and return a future at once."""
         from riverrun.engine.task_engine import submit_task
 
@@ -214,5 +214,3 @@ def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         return Task(function, **options)
 
     return decorate
-
-

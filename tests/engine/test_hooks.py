@@ -6,19 +6,21 @@ import asyncio
 from typing import Any
 
 import pytest
-from conftest import Mode
 
 from riverrun import Flow, Task, flow, task
 from riverrun.states import Cancelled, State
 from riverrun.store import FlowRun, RunStore, TaskRun
+from tests.engine.conftest import Mode
 
 
 class Recorder:
     def __init__(self) -> None:
-        self.calls: list[tuple[str, str, str, str]] = []
+        self.calls: list[tuple[str, str, str, str]] = []  # (hook, flow/task, run, state)
 
     def hook(self, label: str) -> Any:
-        def record(obj: Flow[..., Any] | Task[..., Any], run: FlowRun | TaskRun, state: State) -> None:
+        def record(
+            obj: Flow[..., Any] | Task[..., Any], run: FlowRun | TaskRun, state: State
+        ) -> None:
             assert isinstance(obj, Flow | Task)
             assert isinstance(run, FlowRun | TaskRun)
             self.calls.append((label, obj.name, run.name, state.name))
@@ -52,7 +54,9 @@ def test_flow_failure_hook_gets_the_message(mode: Mode) -> None:
     def on_failure(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
         messages.append(state.message)
 
-    @mode.flow(on_failure=[recorder.hook("failure"), on_failure], on_completion=[recorder.hook("c")])
+    @mode.flow(
+        on_failure=[recorder.hook("failure"), on_failure], on_completion=[recorder.hook("c")]
+    )
     def pipeline() -> None:
         raise RuntimeError("bad input")
 

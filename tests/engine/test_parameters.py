@@ -20,7 +20,7 @@ def test_parameters_are_coerced_from_type_hints(store: RunStore) -> None:
     def pipeline(count: int, when: datetime.date, ratio: float = 0.5) -> None:
         seen.extend([count, when, ratio])
 
-    pipeline("5", "2026-11-21")  # type: ignore[arg-type]
+    pipeline("5", "2026-11-21")  # type: ignore[call-overload]
     assert seen == [5, datetime.date(2026, 11, 21), 0.5]
     [run] = store.read_flow_runs()
     assert run.parameters == {"count": 5, "when": "2026-11-21", "ratio": 0.5}
@@ -34,7 +34,7 @@ def test_bad_parameter_fails_before_the_body_and_names_it(store: RunStore) -> No
         ran.append(True)
 
     with pytest.raises(ParameterTypeError) as caught:
-        pipeline("many")  # type: ignore[arg-type]
+        pipeline("many")  # type: ignore[call-overload]
     message = str(caught.value)
     assert "count='many'" in message and "pipeline" in message
     assert caught.value.errors[0][:2] == ("count", "many")
@@ -49,7 +49,7 @@ def test_validate_parameters_false_skips_validation() -> None:
     def pipeline(count: int) -> object:
         return count
 
-    assert pipeline("not a number") == "not a number"  # type: ignore[arg-type]
+    assert pipeline("not a number") == "not a number"  # type: ignore[call-overload]
 
 
 def test_parameters_that_are_not_json_are_stored_as_repr(store: RunStore) -> None:
@@ -129,6 +129,5 @@ def test_tags_are_stored_with_runs(store: RunStore) -> None:
     assert run.tags == ["nightly", "eu", "etl"]
     [task_run] = store.read_task_runs(run.id)
     assert task_run.tags == ["nightly", "eu", "inner", "io"]
-    with pytest.raises(ValueError, match="non-empty strings"):
-        with tags(""):
-            pass
+    with pytest.raises(ValueError, match="non-empty strings"), tags(""):
+        pass

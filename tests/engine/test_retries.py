@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 
 import pytest
-from conftest import Mode
 
 from riverrun.orchestration import retry_delay
 from riverrun.store import RunStore
 from riverrun.tasks import exponential_backoff
+from tests.engine.conftest import Mode
 
 
 def test_task_retries_until_it_succeeds(mode: Mode, store: RunStore) -> None:
@@ -29,7 +30,7 @@ def test_task_retries_until_it_succeeds(mode: Mode, store: RunStore) -> None:
 
     assert mode.run(pipeline) == "ok"
     assert len(attempts) == 3
-    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert all(0.09 <= gap < 0.5 for gap in gaps), gaps
     [run] = store.read_flow_runs()
     [task_run] = store.read_task_runs(run.id)
@@ -78,7 +79,7 @@ def test_retry_delays_as_a_list_are_used_per_attempt(mode: Mode) -> None:
         return int(flaky())
 
     assert mode.run(pipeline) == 4
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert 0.04 <= gaps[0] < 0.25
     assert 0.29 <= gaps[1] < 0.6
     assert 0.04 <= gaps[2] < 0.25
@@ -104,16 +105,14 @@ def test_exponential_backoff_is_applied(mode: Mode) -> None:
         flaky()
 
     mode.run(pipeline)
-    first, second = (b - a for a, b in zip(stamps, stamps[1:], strict=False))
+    first, second = (b - a for a, b in itertools.pairwise(stamps))
     assert 0.09 <= first < 0.35
     assert 0.19 <= second < 0.5
 
 
 def test_jitter_spreads_the_delay() -> None:
     rng = random.Random(7)
-    delays = {
-        retry_delay(attempt=1, delays=1.0, jitter_factor=0.5, rng=rng) for _ in range(50)
-    }
+    delays = {retry_delay(attempt=1, delays=1.0, jitter_factor=0.5, rng=rng) for _ in range(50)}
     assert len(delays) > 40
     assert all(0.5 <= delay <= 1.5 for delay in delays)
     assert retry_delay(attempt=1, delays=1.0, jitter_factor=None) == 1.0
@@ -134,7 +133,7 @@ def test_jitter_is_really_applied_to_runs(mode: Mode) -> None:
         flaky()
 
     mode.run(pipeline)
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert all(gap < 0.35 for gap in gaps)
     # Without jitter each gap would be ~0.1 s; with factor 1.0 they spread over 0-0.2 s.
     assert max(gaps) - min(gaps) > 0.03, gaps
@@ -169,9 +168,7 @@ def test_retry_condition_fn_decides(mode: Mode) -> None:
     assert seen == [("ConnectionError", "Failed"), ("ValueError", "Failed")]
 
 
-def test_flow_retry_reruns_the_body_but_not_completed_tasks(
-    mode: Mode, store: RunStore
-) -> None:
+def test_flow_retry_reruns_the_body_but_not_completed_tasks(mode: Mode, store: RunStore) -> None:
     runs: dict[str, int] = {"extract": 0, "load": 0, "body": 0}
 
     @mode.task()

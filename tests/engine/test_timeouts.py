@@ -10,6 +10,7 @@ import pytest
 
 from riverrun import flow, task
 from riverrun.exceptions import RunTimeoutError
+from riverrun.states import State
 from riverrun.store import RunStore
 
 
@@ -27,9 +28,9 @@ def test_sync_task_times_out_and_its_body_is_interrupted(store: RunStore) -> Non
             stopped.set()
 
     @flow
-    def pipeline() -> object:
+    def pipeline() -> tuple[State, float]:
         started = time.monotonic()
-        state = busy(return_state=True)
+        state: State = busy(return_state=True)
         return state, time.monotonic() - started
 
     state, elapsed = pipeline()
@@ -111,7 +112,7 @@ def test_flow_timeout(store: RunStore) -> None:
             time.sleep(0.01)
 
     started = time.monotonic()
-    with pytest.raises(RunTimeoutError, match="exceeded timeout of 0.3 second"):
+    with pytest.raises(RunTimeoutError, match=r"exceeded timeout of 0\.3 second"):
         slow_flow()
     assert time.monotonic() - started < 0.8
     [run] = store.read_flow_runs()

@@ -294,5 +294,3 @@ def upsert_cache_entry(connection: Connection, entry: CacheEntry) -> None:
             }
         ],
     )
-
-

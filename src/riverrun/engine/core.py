@@ -65,9 +65,7 @@ def retry_pause(
         return False
     if not again:
         return False
-    delay = retry_delay(
-        attempt=attempt, delays=policy.delays, jitter_factor=policy.jitter_factor
-    )
+    delay = retry_delay(attempt=attempt, delays=policy.delays, jitter_factor=policy.jitter_factor)
     logger.warning(
         "Attempt %d of %d failed with %s",
         attempt,
@@ -112,7 +110,9 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def run_hooks(hooks: Sequence[Callable[..., Any]], args: tuple[Any, ...], logger: RunLogger) -> RunLoop[None]:
+def run_hooks(
+    hooks: Sequence[Callable[..., Any]], args: tuple[Any, ...], logger: RunLogger
+) -> RunLoop[None]:
     """Call each hook in turn; one that raises is logged and the rest still run."""
     for hook in hooks:
         outcome = yield Hook(hook, args)

@@ -173,9 +173,9 @@ def flow_run_loop(
             store.flush()
     if state.is_completed() and parent is not None:
         parent.completed[reuse_key] = state
-    error = state.data if isinstance(state.data, BaseException) else None
-    if error is not None and not isinstance(error, Exception):
-        raise error
+    failure = state.data if isinstance(state.data, BaseException) else None
+    if failure is not None and not isinstance(failure, Exception):
+        raise failure
     return state
 
 

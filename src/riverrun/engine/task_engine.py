@@ -95,7 +95,7 @@ def _call_index(task: Task[..., Any], flow_context: FlowRunContext | None) -> in
 
 def submit_task(
     task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> RiverrunFuture:
+) -> RiverrunFuture[Any]:
     """Start ``task`` on the flow's task runner (or a shared one outside flows)."""
     from riverrun.futures import RiverrunFuture
     from riverrun.task_runners import default_task_runner
@@ -113,7 +113,7 @@ def submit_task(
     else:
         body = lambda: drive_sync(loop)  # noqa: E731
     future = runner.submit(contextvars.copy_context().run, body)
-    wrapped: RiverrunFuture = RiverrunFuture(future, task_run_id=task_run_id, name=task.name)
+    wrapped: RiverrunFuture[Any] = RiverrunFuture(future, task_run_id=task_run_id, name=task.name)
     if flow_context is not None:
         flow_context.futures.append(wrapped)
     return wrapped
@@ -247,20 +247,20 @@ def _run(
     if state.is_completed() and state.name != "Cached" and task_run.cache_key is not None:
         assert flow_context is not None
         _write_cache(task, flow_context, task_run.cache_key, state.data, logger)
-    error = state.data if isinstance(state.data, BaseException) else None
-    if error is not None:
+    failure = state.data if isinstance(state.data, BaseException) else None
+    if failure is not None:
         logger.error(
             "Task run failed with exception: %s",
-            describe(error),
-            exc_info=(type(error), error, error.__traceback__),
+            describe(failure),
+            exc_info=(type(failure), failure, failure.__traceback__),
         )
     propose(store, task_run, state)
     log_final(logger, state)
     hooks = task.on_completion_hooks if state.is_completed() else task.on_failure_hooks
     if hooks and (state.is_completed() or state.is_failed()):
         yield from run_hooks(hooks, (task, task_run, state), logger)
-    if error is not None and not isinstance(error, Exception):
-        raise error
+    if failure is not None and not isinstance(failure, Exception):
+        raise failure
     return state
 
 
