@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-__all__ = ["generate_flow_run_name", "generate_task_run_name"]
+__all__ = ["generate_flow_run_name", "generate_task_run_name", "new_id"]
 
 ADJECTIVES = [
     "agile",
@@ -195,14 +195,28 @@ ANIMALS = [
     "zebra",
 ]
 
-_random = random.Random()
-
 
 def generate_flow_run_name() -> str:
     """An ``adjective-animal`` name, e.g. ``nimble-falcon``."""
-    return f"{_random.choice(ADJECTIVES)}-{_random.choice(ANIMALS)}"
+    return f"{random.choice(ADJECTIVES)}-{random.choice(ANIMALS)}"
 
 
 def generate_task_run_name(task_name: str) -> str:
     """``{task name}-{three hex digits}``, e.g. ``fetch_data-3fa``."""
-    return f"{task_name}-{_random.getrandbits(12):03x}"
+    return f"{task_name}-{random.getrandbits(12):03x}"
+
+
+def new_id() -> str:
+    """A random (version 4) UUID string for a run.
+
+    ``uuid.uuid4()`` asks the kernel for randomness on every call, which costs tens of
+    microseconds in some sandboxes: too much per task. Run ids need uniqueness, not
+    secrecy, so they come from the ``random`` module's generator, which is seeded from
+    the kernel and re-seeded in every forked child, so processes never share a stream.
+    """
+    bits = random.getrandbits(128)
+    # Set the version (4) and the RFC 4122 variant, as uuid4() would.
+    bits = (bits & ~(0xF000 << 64)) | (4 << 76)
+    bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)
+    text = f"{bits:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"

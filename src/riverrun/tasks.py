@@ -11,6 +11,7 @@ from riverrun.orchestration import RetryPolicy, normalise_delays
 
 if TYPE_CHECKING:
     from riverrun.context import TaskRunContext
+    from riverrun.engine.parameters import Binder
     from riverrun.futures import RiverrunFuture
     from riverrun.states import State
     from riverrun.store.protocol import TaskRun
@@ -51,7 +52,8 @@ def task_input_hash(context: TaskRunContext, arguments: dict[str, Any]) -> str |
     import pickle
 
     try:
-        payload = pickle.dumps((context.task.key, arguments), protocol=4)
+        ordered = sorted(arguments.items(), key=lambda item: item[0])
+        payload = pickle.dumps((context.task.key, ordered), protocol=4)
     except Exception:
         return None
     return hashlib.sha256(payload).hexdigest()
@@ -95,6 +97,8 @@ class Task(Generic[P, R]):
         self.key = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', self.name)}"
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
+        # Built on first call (engine code is not imported with riverrun).
+        self.binder: Binder | None = None
         self.tags = tuple(dict.fromkeys(tags or ()))
         self.policy = RetryPolicy(
             retries=retries,

@@ -104,6 +104,7 @@ def test_observed_failure_is_the_flow_s_business() -> None:
     @flow
     def pipeline() -> str:
         future = explode.submit()
+        future.wait()
         return "recovered" if future.state.is_failed() else "?"
 
     assert pipeline() == "recovered"

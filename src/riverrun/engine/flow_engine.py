@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +26,7 @@ from riverrun.engine.task_engine import dispatch
 from riverrun.exceptions import ParameterTypeError, RiverrunError
 from riverrun.futures import RiverrunFuture
 from riverrun.logging import install_print_hook, print_target, run_logger, setup_logging
-from riverrun.names import generate_flow_run_name, generate_task_run_name
+from riverrun.names import generate_flow_run_name, generate_task_run_name, new_id
 from riverrun.settings import get_settings
 from riverrun.states import Completed, Failed, Pending, Retrying, Running, State, StateType
 from riverrun.store import get_store
@@ -96,7 +95,7 @@ def flow_run_loop(
     now = datetime.now(UTC)
     tags = list(dict.fromkeys((*current_tags(), *flow.tags)))
     flow_run = FlowRun(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         name=_run_name(flow, bound.arguments),
         flow_name=flow.name,
         parameters=jsonable(bound.arguments),
@@ -108,7 +107,7 @@ def flow_run_loop(
     if parent is not None:
         # The subflow appears in its parent as a task run that mirrors its state.
         parent_task_run = TaskRun(
-            id=str(uuid.uuid4()),
+            id=new_id(),
             name=generate_task_run_name(flow.name),
             task_name=flow.name,
             flow_run_id=parent.flow_run.id,
@@ -164,6 +163,7 @@ def flow_run_loop(
         context.task_runner.shutdown(wait=False)
         if parent_task_run is not None and flow_run.state is not None:
             final = flow_run.state
+            parent_task_run.run_count = flow_run.run_count
             propose(
                 store,
                 parent_task_run,

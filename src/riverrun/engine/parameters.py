@@ -15,9 +15,57 @@ from typing import Any
 
 from riverrun.exceptions import ParameterTypeError
 
-__all__ = ["bind_arguments", "jsonable", "validate_parameters"]
+__all__ = ["Binder", "bind_arguments", "jsonable", "validate_parameters"]
 
 _MAX_DEPTH = 20
+
+
+class Binder:
+    """Maps a call's arguments to parameter names, defaults applied.
+
+    Most task functions take plain positional-or-keyword parameters; for those the
+    mapping is a ``zip`` and a few dictionary look-ups, far cheaper than
+    ``Signature.bind``. Anything else (``*args``, keyword-only parameters, a call that
+    does not fit) goes through ``Signature.bind`` for its exact behaviour and errors.
+    """
+
+    __slots__ = ("_defaults", "_label", "_names", "_signature", "_simple")
+
+    def __init__(self, signature: inspect.Signature, label: str) -> None:
+        self._signature = signature
+        self._label = label
+        parameters = list(signature.parameters.values())
+        self._simple = all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters)
+        self._names = tuple(p.name for p in parameters)
+        self._defaults = {
+            p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty
+        }
+
+    def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments by parameter name.
+
+        Raises:
+            TypeError: naming the function, when the arguments do not fit its signature.
+        """
+        names = self._names
+        if self._simple and len(args) <= len(names):
+            arguments = dict(zip(names, args, strict=False))
+            fits = True
+            for name, value in kwargs.items():
+                if name in arguments or name not in names:
+                    fits = False
+                    break
+                arguments[name] = value
+            if fits and len(arguments) < len(names):
+                for name in names[len(args) :]:
+                    if name not in arguments:
+                        if name not in self._defaults:
+                            fits = False
+                            break
+                        arguments[name] = self._defaults[name]
+            if fits:
+                return arguments
+        return dict(bind_arguments(self._signature, args, kwargs, self._label).arguments)
 
 
 def bind_arguments(

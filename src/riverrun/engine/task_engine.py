@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import uuid
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -32,9 +31,9 @@ from riverrun.engine.effects import (
     drive_sync,
     run_coroutine_sync,
 )
-from riverrun.engine.parameters import bind_arguments
+from riverrun.engine.parameters import Binder
 from riverrun.logging import RunLogger, install_print_hook, print_target, run_logger
-from riverrun.names import generate_task_run_name
+from riverrun.names import generate_task_run_name, new_id
 from riverrun.states import Cached, Completed, Failed, Pending, Retrying, Running, State
 from riverrun.store.protocol import CacheEntry, TaskRun
 
@@ -53,7 +52,7 @@ def call_task(
     """Run ``task`` now. Async tasks give a coroutine where the caller can await it."""
     flow_context = flow_run_context.get()
     call_index = _call_index(task, flow_context)
-    loop = task_run_loop(task, args, kwargs, flow_context, call_index, str(uuid.uuid4()))
+    loop = task_run_loop(task, args, kwargs, flow_context, call_index, new_id())
     return dispatch(loop, is_async=task.is_async, return_state=return_state)
 
 
@@ -102,7 +101,7 @@ def submit_task(
 
     flow_context = flow_run_context.get()
     runner = flow_context.task_runner if flow_context is not None else default_task_runner()
-    task_run_id = str(uuid.uuid4())
+    task_run_id = new_id()
     loop = task_run_loop(
         task, args, kwargs, flow_context, _call_index(task, flow_context), task_run_id
     )
@@ -146,7 +145,10 @@ def task_run_loop(
     task_run_id: str,
 ) -> RunLoop[State]:
     """One task run, from Pending to a final state, as a generator of effects."""
-    bound = bind_arguments(task.signature, args, kwargs, f"Task {task.name!r}")
+    binder = task.binder
+    if binder is None:
+        binder = task.binder = Binder(task.signature, f"Task {task.name!r}")
+    parameters = binder.arguments(args, kwargs)
     reuse_key = (task.key, call_index)
     if flow_context is not None:
         earlier = flow_context.completed.get(reuse_key)
@@ -154,7 +156,7 @@ def task_run_loop(
             return earlier
     store = flow_context.store if flow_context is not None else None
     flow_run_id = flow_context.flow_run.id if flow_context is not None else None
-    name, label = _run_name(task, bound.arguments)
+    name, label = _run_name(task, parameters)
     task_run = TaskRun(
         id=task_run_id,
         name=name,
@@ -171,7 +173,7 @@ def task_run_loop(
     context = TaskRunContext(
         task=task,
         task_run=task_run,
-        parameters=bound.arguments,
+        parameters=parameters,
         logger=logger,
         log_prints=log_prints,
         is_async=task.is_async,
@@ -187,7 +189,7 @@ def task_run_loop(
     context_token = task_run_context.set(context)
     print_token = print_target.set(logger if log_prints else None)
     try:
-        state = yield from _run(task, bound.args, bound.kwargs, context, label)
+        state = yield from _run(task, args, kwargs, context, label)
     finally:
         print_target.reset(print_token)
         task_run_context.reset(context_token)
