@@ -15,8 +15,8 @@ import time
 os.environ["RIVERRUN_HOME"] = tempfile.mkdtemp(prefix="riverrun-bench-")
 os.environ.setdefault("RIVERRUN_LOGGING_LEVEL", "WARNING")
 
-from riverrun import flow, task  # noqa: E402
-from riverrun.store import get_store  # noqa: E402
+from riverrun import flow, task
+from riverrun.store import get_store
 
 
 def add_one(x: int) -> int:
