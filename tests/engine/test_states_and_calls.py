@@ -176,7 +176,9 @@ def test_failure_state_of_a_flow_keeps_the_exception() -> None:
     assert isinstance(state.data, KeyError)
 
 
-def test_task_outside_a_flow_is_a_plain_call_with_retries(store: RunStore) -> None:
+def test_task_outside_a_flow_is_a_plain_call_with_retries(
+    store: RunStore, capsys: pytest.CaptureFixture[str]
+) -> None:
     calls: list[int] = []
 
     @task(retries=2)
@@ -189,6 +191,7 @@ def test_task_outside_a_flow_is_a_plain_call_with_retries(store: RunStore) -> No
     assert flaky(1) == 2
     assert calls == [1, 1, 1]
     assert store.read_flow_runs() == []
+    assert "Task run 'flaky' - Retrying in 0.0 seconds..." in capsys.readouterr().err
 
 
 def test_task_called_with_wrong_arguments_raises_type_error() -> None:

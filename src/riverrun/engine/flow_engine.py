@@ -25,12 +25,18 @@ from riverrun.engine.parameters import bind_arguments, jsonable, validate_parame
 from riverrun.engine.task_engine import dispatch
 from riverrun.exceptions import ParameterTypeError, RiverrunError
 from riverrun.futures import RiverrunFuture
-from riverrun.logging import install_print_hook, print_target, run_logger, setup_logging
+from riverrun.logging import (
+    RunLogger,
+    install_print_hook,
+    print_target,
+    run_logger,
+    setup_logging,
+)
 from riverrun.names import generate_flow_run_name, generate_task_run_name, new_id
 from riverrun.settings import get_settings
 from riverrun.states import Completed, Failed, Pending, Retrying, Running, State, StateType
 from riverrun.store import get_store
-from riverrun.store.protocol import FlowRun, TaskRun
+from riverrun.store.protocol import FlowRun, RunStore, TaskRun
 
 if TYPE_CHECKING:
     from riverrun.flows import Flow
@@ -170,13 +176,22 @@ def flow_run_loop(
                 State(final.type, final.name, message=final.message, data=final.data),
             )
         if parent is None:
-            store.flush()
+            _flush(store, logger)
     if state.is_completed() and parent is not None:
         parent.completed[reuse_key] = state
     failure = state.data if isinstance(state.data, BaseException) else None
     if failure is not None and not isinstance(failure, Exception):
         raise failure
     return state
+
+
+def _flush(store: RunStore, logger: RunLogger) -> None:
+    # The run's outcome stands even if its history cannot be written right now: the
+    # events stay queued and the store's flusher keeps trying.
+    try:
+        store.flush()
+    except Exception as error:
+        logger.error("Could not record the run history yet (%s); will keep trying", error)
 
 
 def _hooks_for(flow: Flow[..., Any], state: State) -> list[Any]:

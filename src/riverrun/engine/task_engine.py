@@ -32,7 +32,13 @@ from riverrun.engine.effects import (
     run_coroutine_sync,
 )
 from riverrun.engine.parameters import Binder
-from riverrun.logging import RunLogger, install_print_hook, print_target, run_logger
+from riverrun.logging import (
+    RunLogger,
+    install_print_hook,
+    print_target,
+    run_logger,
+    setup_logging,
+)
 from riverrun.names import generate_task_run_name, new_id
 from riverrun.states import Cached, Completed, Failed, Pending, Retrying, Running, State
 from riverrun.store.protocol import CacheEntry, TaskRun
@@ -154,8 +160,11 @@ def task_run_loop(
         earlier = flow_context.completed.get(reuse_key)
         if earlier is not None:
             return earlier
-    store = flow_context.store if flow_context is not None else None
-    flow_run_id = flow_context.flow_run.id if flow_context is not None else None
+    if flow_context is None:
+        store = flow_run_id = None
+        setup_logging()
+    else:
+        store, flow_run_id = flow_context.store, flow_context.flow_run.id
     name, label = _run_name(task, parameters)
     task_run = TaskRun(
         id=task_run_id,
