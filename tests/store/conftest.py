@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
@@ -28,7 +29,7 @@ BACKENDS = [
 ]
 
 
-def postgres_unavailable(reason: str) -> None:
+def postgres_unavailable(reason: str) -> NoReturn:
     """Skip (locally) or fail (on CI) a test that needs PostgreSQL."""
     message = f"PostgreSQL at {make_url(POSTGRES_URL).render_as_string()} is unreachable: {reason}"
     if os.environ.get("CI", "").lower() == "true":
@@ -40,7 +41,11 @@ def postgres_unavailable(reason: str) -> None:
 def fresh_postgres_database() -> Iterator[str]:
     """Create an empty database ``riverrun_t_<hex>``, yield its URL, then drop it."""
     base = make_url(POSTGRES_URL)
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        base.set(database="postgres"),
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": 5},
+    )
     name = f"riverrun_t_{uuid.uuid4().hex[:16]}"
     try:
         try:

@@ -19,6 +19,8 @@ HEAD_REVISION = "0001"
 
 _BUSY_TIMEOUT_MS = 60_000
 _READ_OPTION = "riverrun_read"
+# PostgreSQL advisory lock held while migrating (any constant unique to riverrun).
+_MIGRATION_LOCK_KEY = 726_175_001
 
 
 def redacted(url: str | URL) -> str:
@@ -135,5 +137,5 @@ def _migration_lock(engine: Engine) -> Iterator[Connection]:
         return
     with engine.begin() as connection:
         # Held until this transaction ends, so only one process migrates at a time.
-        connection.execute(text("SELECT pg_advisory_xact_lock(726_175_001)"))
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
         yield connection

@@ -55,13 +55,6 @@ class Batch:
         )
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything riverrun writes is UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
 def _state_columns(state: State | None) -> dict[str, Any]:
     if state is None:
         return {"state_type": None, "state_name": None, "state_message": None}
@@ -169,9 +162,9 @@ def _flow_run(row: Row[Any]) -> FlowRun:
         parent_task_run_id=row.parent_task_run_id,
         state=_state(row),
         run_count=row.run_count,
-        created=_utc(row.created),
-        start_time=_utc(row.start_time),
-        end_time=_utc(row.end_time),
+        created=row.created,
+        start_time=row.start_time,
+        end_time=row.end_time,
     )
 
 
@@ -185,9 +178,9 @@ def _task_run(row: Row[Any]) -> TaskRun:
         tags=list(row.tags),
         state=_state(row),
         run_count=row.run_count,
-        created=_utc(row.created),
-        start_time=_utc(row.start_time),
-        end_time=_utc(row.end_time),
+        created=row.created,
+        start_time=row.start_time,
+        end_time=row.end_time,
         cache_key=row.cache_key,
         upstream_task_run_ids=list(row.upstream_task_run_ids),
         subflow_run_id=row.subflow_run_id,
@@ -248,7 +241,7 @@ def select_states(connection: Connection, run_id: str) -> list[StateRecord]:
             type=row.type,
             name=row.name,
             message=row.message,
-            timestamp=_utc(row.timestamp) or datetime.now(UTC),
+            timestamp=row.timestamp,
         )
         for row in connection.execute(query)
     ]
@@ -263,7 +256,7 @@ def select_logs(connection: Connection, flow_run_id: str) -> list[LogEntry]:
             level=row.level,
             logger=row.logger,
             message=row.message,
-            timestamp=_utc(row.timestamp) or datetime.now(UTC),
+            timestamp=row.timestamp,
         )
         for row in connection.execute(query)
     ]
@@ -276,8 +269,8 @@ def select_cache_entry(connection: Connection, key: str) -> CacheEntry | None:
     return CacheEntry(
         key=row.key,
         location=row.location,
-        expiration=_utc(row.expiration),
-        created=_utc(row.created) or datetime.now(UTC),
+        expiration=row.expiration,
+        created=row.created,
     )
 
 

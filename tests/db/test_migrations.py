@@ -1,0 +1,162 @@
+"""The Alembic tree: one head, equal to ``HEAD_REVISION``, and a schema equal to ``tables``.
+
+Runs on a SQLite file and on a fresh PostgreSQL database (skipped when PostgreSQL is
+unreachable, failed instead when ``CI=true``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, inspect, make_url, text
+from sqlalchemy.exc import OperationalError
+
+import riverrun.db.engine
+from riverrun.db.engine import HEAD_REVISION, create_db_engine, current_revision, migrate
+from riverrun.db.tables import metadata
+
+POSTGRES_URL = os.environ.get(
+    "RIVERRUN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MIGRATIONS = Path(riverrun.db.engine.__file__).parent / "migrations"
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def first_line(error: BaseException) -> str:
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def schema_differences(engine: Engine) -> list[object]:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a new SQLite file, or a new PostgreSQL database dropped after."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrations.db'}"
+        return
+    base = make_url(POSTGRES_URL)
+    admin = create_engine(
+        base.set(database="postgres"),
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": 5},
+    )
+    name = f"riverrun_t_{uuid.uuid4().hex[:16]}"
+    try:
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+        except OperationalError as error:
+            where = base.render_as_string()
+            reason = f"PostgreSQL at {where} is unreachable: {first_line(error)}"
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run)")
+            pytest.skip(reason)
+        try:
+            yield base.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def empty_engine(empty_database_url: str) -> Iterator[Engine]:
+    engine = create_db_engine(empty_database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def test_the_alembic_head_is_head_revision() -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    assert script.get_heads() == [HEAD_REVISION]
+
+
+def test_upgrading_an_empty_database_gives_exactly_the_tables(empty_engine: Engine) -> None:
+    assert current_revision(empty_engine) is None
+    assert schema_differences(empty_engine), "the comparison should see the missing tables"
+    migrate(empty_engine)
+    assert current_revision(empty_engine) == HEAD_REVISION
+    assert schema_differences(empty_engine) == []
+    assert set(inspect(empty_engine).get_table_names()) == {
+        *metadata.tables,
+        "alembic_version",
+    }
+
+
+def test_downgrade_to_base_then_upgrade_again(empty_engine: Engine) -> None:
+    migrate(empty_engine)
+    with empty_engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "base")
+    assert set(inspect(empty_engine).get_table_names()) <= {"alembic_version"}
+    assert current_revision(empty_engine) is None
+
+    with empty_engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "head")
+    assert current_revision(empty_engine) == HEAD_REVISION
+    assert schema_differences(empty_engine) == []
+
+
+_MIGRATE_SCRIPT = textwrap.dedent(
+    """
+    import sys
+
+    from riverrun.db.engine import create_db_engine, migrate
+
+    engine = create_db_engine(sys.argv[1])
+    migrate(engine)
+    engine.dispose()
+    print("alembic" in sys.modules)
+    """
+)
+
+
+def test_migrate_on_an_up_to_date_database_does_not_import_alembic(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "migrate_once.py"
+    script.write_text(_MIGRATE_SCRIPT)
+
+    def run() -> str:
+        done = subprocess.run(
+            [sys.executable, str(script), empty_database_url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert run() == "True", "the first process should have migrated an empty database"
+    assert run() == "False", "migrate() imported alembic on an up-to-date database"
