@@ -9,13 +9,15 @@ in the store, so ``riverrun flow-run logs ID`` shows them later.
 from __future__ import annotations
 
 import builtins
+import collections
 import logging
 import sys
 import threading
+import time
 from collections.abc import MutableMapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from riverrun.context import flow_run_context, task_run_context
 from riverrun.exceptions import MissingContextError
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["RunLogger", "get_run_logger", "setup_logging"]
 
 ROOT = "riverrun"
+# How long the console writer lets lines gather before writing them.
+_CONSOLE_BATCH_SECONDS = 0.02
 _FORMAT = "%(asctime)s.%(msecs)03d | %(levelname_padded)s | %(label)s - %(message)s"
 _COLOURS = {
     logging.DEBUG: "\x1b[34m",
@@ -54,19 +58,65 @@ class RunFormatter(logging.Formatter):
         return super().format(record)
 
 
-class ConsoleHandler(logging.StreamHandler[TextIO]):
-    """Writes to whatever ``sys.stderr`` is at the time (so redirections are honoured)."""
+class ConsoleHandler(logging.Handler):
+    """Writes formatted lines to ``sys.stderr`` from a background thread, in batches.
+
+    A write to the terminal is a system call, which costs more than the rest of a task
+    run on some machines; so ``emit`` only queues the line and a writer thread writes
+    whatever has queued in one call. ``flush()`` (called when a top-level run ends and
+    at interpreter exit) writes the rest synchronously, so nothing is left unprinted
+    when a flow call returns. Lines are written in the order they were emitted, to
+    whatever ``sys.stderr`` is at the time (so redirections are honoured).
+    """
 
     def __init__(self) -> None:
-        super().__init__(sys.stderr)
+        super().__init__()
+        self._lines: collections.deque[str] = collections.deque()
+        self._pending = threading.Event()
+        self._write_lock = threading.Lock()
+        self._writer: threading.Thread | None = None
 
-    @property
-    def stream(self) -> TextIO:
-        return sys.stderr
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+            return
+        if self._writer is None:
+            self._start_writer()
+        if not self._pending.is_set():
+            self._pending.set()
 
-    @stream.setter
-    def stream(self, _value: TextIO) -> None:
-        pass
+    def _start_writer(self) -> None:
+        with self._write_lock:
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_forever, name="riverrun-console", daemon=True
+                )
+                self._writer.start()
+
+    def _write_forever(self) -> None:
+        while True:
+            self._pending.wait()
+            # Let lines gather for a moment: one write per burst, not one per line,
+            # and the thread running tasks is not interrupted for each of them.
+            time.sleep(_CONSOLE_BATCH_SECONDS)
+            self._pending.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        with self._write_lock:
+            lines = self._lines
+            count = len(lines)
+            if not count:
+                return
+            text = "\n".join([lines.popleft() for _ in range(count)])
+            stream = sys.stderr
+            try:
+                stream.write(text + "\n")
+                stream.flush()
+            except (OSError, ValueError):
+                pass  # stderr closed (a pipe that went away, interpreter shutdown)
 
 
 class StoreHandler(logging.Handler):
@@ -101,6 +151,19 @@ class RunLogger(logging.LoggerAdapter[logging.Logger]):
         kwargs["extra"] = self.extra if extra is None else {**self.extra, **extra}  # type: ignore[dict-item]
         return msg, kwargs
 
+    def engine_event(self, level: int, message: str) -> None:
+        """Log a message of the engine's own (no caller lookup, no %-formatting).
+
+        The engine logs at least one line per task run; ``Logger.log`` spends most of
+        its time finding the caller's source line, which nobody reads for these.
+        """
+        logger = self.logger
+        if not logger.isEnabledFor(level):
+            return
+        record = logger.makeRecord(logger.name, level, "riverrun", 0, message, None, None)
+        record.__dict__.update(self.extra)
+        logger.handle(record)
+
 
 _setup_lock = threading.Lock()
 _configured = False
@@ -134,9 +197,17 @@ def reset_logging() -> None:
         root = logging.getLogger(ROOT)
         for handler in list(root.handlers):
             if isinstance(handler, ConsoleHandler | StoreHandler):
+                handler.flush()
                 root.removeHandler(handler)
         root.propagate = True
         _configured = False
+
+
+def flush_console() -> None:
+    """Write every queued console line now (at the end of a top-level run)."""
+    for handler in logging.getLogger(ROOT).handlers:
+        if isinstance(handler, ConsoleHandler):
+            handler.flush()
 
 
 def run_logger(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -127,8 +128,9 @@ def run_hooks(
 
 def log_final(logger: RunLogger, state: State) -> None:
     if state.type is StateType.COMPLETED:
-        logger.info("Finished in state %r", state)
+        level = logging.INFO
     elif state.type is StateType.CANCELLED:
-        logger.warning("Finished in state %r", state)
+        level = logging.WARNING
     else:
-        logger.error("Finished in state %r", state)
+        level = logging.ERROR
+    logger.engine_event(level, f"Finished in state {state!r}")

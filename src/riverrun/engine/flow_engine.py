@@ -27,6 +27,7 @@ from riverrun.exceptions import ParameterTypeError, RiverrunError
 from riverrun.futures import RiverrunFuture
 from riverrun.logging import (
     RunLogger,
+    flush_console,
     install_print_hook,
     print_target,
     run_logger,
@@ -177,6 +178,7 @@ def flow_run_loop(
             )
         if parent is None:
             _flush(store, logger)
+            flush_console()
     if state.is_completed() and parent is not None:
         parent.completed[reuse_key] = state
     failure = state.data if isinstance(state.data, BaseException) else None

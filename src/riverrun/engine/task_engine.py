@@ -34,6 +34,7 @@ from riverrun.engine.effects import (
 from riverrun.engine.parameters import Binder
 from riverrun.logging import (
     RunLogger,
+    flush_console,
     install_print_hook,
     print_target,
     run_logger,
@@ -202,6 +203,8 @@ def task_run_loop(
     finally:
         print_target.reset(print_token)
         task_run_context.reset(context_token)
+        if flow_context is None:
+            flush_console()
     if state.is_completed() and flow_context is not None:
         flow_context.completed[reuse_key] = state
     return state

@@ -25,6 +25,51 @@ _TASK_RUN, _STATE, _LOG = 0, 1, 2
 _EAGER_FLUSH_AT = 5_000
 
 
+def _batch(events: list[tuple[int, Any]]) -> repository.Batch:
+    """Turn queued events into rows; a task run created in this batch gets its latest
+    state columns in its INSERT instead of a separate UPDATE."""
+    batch = repository.Batch.empty()
+    created: dict[str, dict[str, Any]] = {}
+    for tag, payload in events:
+        if tag == _TASK_RUN:
+            row, first_state = payload
+            batch.task_runs.append(row)
+            created[row["id"]] = row
+            if first_state is not None:
+                batch.states.append(first_state)
+        elif tag == _STATE:
+            kind, run_id, state, run_count, start_time, end_time = payload
+            batch.states.append(repository.state_row(run_id, kind, state))
+            columns = {
+                "state_type": state.type.value,
+                "state_name": state.name,
+                "state_message": state.message,
+                "run_count": run_count,
+                "start_time": start_time,
+                "end_time": end_time,
+            }
+            new_row = created.get(run_id) if kind == "task" else None
+            if new_row is not None:
+                new_row.update(columns)
+            elif kind == "task":
+                batch.task_run_updates[run_id] = columns
+            else:
+                batch.flow_run_updates[run_id] = columns
+        else:
+            entry: LogEntry = payload
+            batch.logs.append(
+                {
+                    "flow_run_id": entry.flow_run_id,
+                    "task_run_id": entry.task_run_id,
+                    "level": entry.level,
+                    "logger": entry.logger,
+                    "message": entry.message,
+                    "timestamp": entry.timestamp,
+                }
+            )
+    return batch
+
+
 class EmbeddedStore:
     """Records runs in the database at ``settings.database_url``.
 
@@ -67,31 +112,14 @@ class EmbeddedStore:
         self._enqueue((_TASK_RUN, (repository.task_run_row(run), first_state)))
 
     def set_state(self, run: FlowRun | TaskRun, state: State) -> None:
-        kind = "task" if isinstance(run, TaskRun) else "flow"
-        columns = {
-            "state_type": state.type.value,
-            "state_name": state.name,
-            "state_message": state.message,
-            "run_count": run.run_count,
-            "start_time": run.start_time,
-            "end_time": run.end_time,
-        }
-        self._enqueue((_STATE, (kind, repository.state_row(run.id, kind, state), columns)))
+        # Only a snapshot is taken here; rows are built by the flusher, off the hot path.
+        kind = "task" if type(run) is TaskRun else "flow"
+        self._enqueue(
+            (_STATE, (kind, run.id, state, run.run_count, run.start_time, run.end_time))
+        )
 
     def record_log(self, entry: LogEntry) -> None:
-        self._enqueue(
-            (
-                _LOG,
-                {
-                    "flow_run_id": entry.flow_run_id,
-                    "task_run_id": entry.task_run_id,
-                    "level": entry.level,
-                    "logger": entry.logger,
-                    "message": entry.message,
-                    "timestamp": entry.timestamp,
-                },
-            )
-        )
+        self._enqueue((_LOG, entry))
 
     def _enqueue(self, event: tuple[int, Any]) -> None:
         self._queue.append(event)
@@ -125,20 +153,7 @@ class EmbeddedStore:
             if not count:
                 return
             events = [self._queue.popleft() for _ in range(count)]
-            batch = repository.Batch.empty()
-            for tag, payload in events:
-                if tag == _TASK_RUN:
-                    row, first_state = payload
-                    batch.task_runs.append(row)
-                    if first_state is not None:
-                        batch.states.append(first_state)
-                elif tag == _STATE:
-                    kind, row, columns = payload
-                    batch.states.append(row)
-                    updates = batch.task_run_updates if kind == "task" else batch.flow_run_updates
-                    updates[row["run_id"]] = columns
-                else:
-                    batch.logs.append(payload)
+            batch = _batch(events)
             try:
                 with self._engine.begin() as connection:
                     repository.apply_batch(connection, batch)
