@@ -160,8 +160,9 @@ class RunLogger(logging.LoggerAdapter[logging.Logger]):
         logger = self.logger
         if not logger.isEnabledFor(level):
             return
-        record = logger.makeRecord(logger.name, level, "riverrun", 0, message, None, None)
-        record.__dict__.update(self.extra)
+        record = logger.makeRecord(logger.name, level, "riverrun", 0, message, (), None)
+        if self.extra:
+            record.__dict__.update(self.extra)
         logger.handle(record)
 
 

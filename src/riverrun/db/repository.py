@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Row,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
-from riverrun.db.tables import cache_entries, flow_runs, logs, states, task_runs
+from riverrun.db.tables import UTCDateTime, cache_entries, flow_runs, logs, states, task_runs
 from riverrun.exceptions import ObjectNotFoundError
 from riverrun.states import State, StateType
 from riverrun.store.protocol import CacheEntry, FlowRun, LogEntry, StateRecord, TaskRun
@@ -122,12 +136,9 @@ def insert_flow_run(connection: Connection, run: FlowRun) -> None:
 
 def apply_batch(connection: Connection, batch: Batch) -> None:
     """Write one flush's worth of rows: inserts first, then each run's latest columns."""
-    if batch.task_runs:
-        connection.execute(insert(task_runs), batch.task_runs)
-    if batch.states:
-        connection.execute(insert(states), batch.states)
-    if batch.logs:
-        connection.execute(insert(logs), batch.logs)
+    for table, rows in ((task_runs, batch.task_runs), (states, batch.states), (logs, batch.logs)):
+        if rows:
+            _bulk_insert(connection, table, rows)
     for table, updates in (
         (flow_runs, batch.flow_run_updates),
         (task_runs, batch.task_run_updates),
@@ -143,6 +154,60 @@ def apply_batch(connection: Connection, batch: Batch) -> None:
                 .values({column: bindparam(column) for column in columns})
             )
             connection.execute(statement, rows)
+
+
+def _sqlite_timestamp(value: datetime | None) -> str | None:
+    # The text SQLAlchemy's SQLite DateTime type reads back, in UTC like UTCDateTime.
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _bulk_insert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT many rows, handing the driver ready values on SQLite and PostgreSQL.
+
+    The write-behind queue inserts a few rows per task run; SQLAlchemy's per-value bind
+    processing cost more than the database itself, so for the two drivers riverrun
+    ships with, values are converted here once per column and sent with one
+    ``executemany``. Other dialects use the ordinary Core insert.
+    """
+    dialect = connection.dialect
+    to_json: Callable[[Any], Any]
+    if dialect.name == "sqlite":
+        placeholder, to_timestamp, to_json = "?", _sqlite_timestamp, json.dumps
+    elif dialect.name == "postgresql" and dialect.driver == "psycopg":
+        from psycopg.types.json import Json
+
+        placeholder, to_timestamp, to_json = "%s", _identity, Json
+    else:
+        connection.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    conversions: list[tuple[int, Callable[[Any], Any]]] = []
+    for position, name in enumerate(names):
+        kind = table.c[name].type
+        if isinstance(kind, UTCDateTime):
+            conversions.append((position, to_timestamp))
+        elif isinstance(kind, JSON):
+            conversions.append((position, to_json))
+    quote = dialect.identifier_preparer.quote
+    statement = "INSERT INTO {} ({}) VALUES ({})".format(
+        quote(table.name),
+        ", ".join(quote(name) for name in names),
+        ", ".join([placeholder] * len(names)),
+    )
+    values = itemgetter(*names)
+    parameters = []
+    for row in rows:
+        converted = list(values(row))
+        for position, convert in conversions:
+            converted[position] = convert(converted[position])
+        parameters.append(tuple(converted))
+    connection.exec_driver_sql(statement, parameters)
+
+
+def _identity(value: Any) -> Any:
+    return value
 
 
 def _state(row: Row[Any]) -> State | None:

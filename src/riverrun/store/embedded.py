@@ -114,9 +114,7 @@ class EmbeddedStore:
     def set_state(self, run: FlowRun | TaskRun, state: State) -> None:
         # Only a snapshot is taken here; rows are built by the flusher, off the hot path.
         kind = "task" if type(run) is TaskRun else "flow"
-        self._enqueue(
-            (_STATE, (kind, run.id, state, run.run_count, run.start_time, run.end_time))
-        )
+        self._enqueue((_STATE, (kind, run.id, state, run.run_count, run.start_time, run.end_time)))
 
     def record_log(self, entry: LogEntry) -> None:
         self._enqueue((_LOG, entry))
