@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    # Imported when the first task is submitted, not with riverrun.
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 __all__ = ["TaskRunner", "ThreadPoolTaskRunner", "default_task_runner"]
 
@@ -56,6 +59,8 @@ class ThreadPoolTaskRunner:
         if executor is None:
             with self._lock:
                 if self._executor is None:
+                    from concurrent.futures import ThreadPoolExecutor
+
                     self._executor = ThreadPoolExecutor(
                         self.max_workers or _DEFAULT_WORKERS, thread_name_prefix="riverrun-task"
                     )
