@@ -38,9 +38,11 @@ __all__ = [
 class FlowRunContext:
     """The flow run whose body is executing.
 
-    ``completed`` keeps the final state of every task that completed in this run, keyed
-    by ``(task key, call index)``, so that a flow retry reuses them instead of running
-    them again. ``counters`` hands out call indexes and is reset for each attempt.
+    When the flow can retry, ``completed`` keeps the final state and the arguments of
+    every task (and subflow) that completed in this run, keyed by ``(task key, call
+    index)``: a retry that makes the same call with equal arguments gets that state back
+    instead of running it again. ``counters`` hands out call indexes and is reset for
+    each attempt.
     """
 
     flow: Flow[..., Any]
@@ -51,9 +53,26 @@ class FlowRunContext:
     log_prints: bool
     is_async: bool
     task_runner: TaskRunner
-    completed: dict[tuple[str, int], State] = field(default_factory=dict)
+    completed: dict[tuple[str, int], tuple[State, dict[str, Any]]] = field(default_factory=dict)
     counters: dict[str, Iterator[int]] = field(default_factory=dict)
     futures: list[RiverrunFuture[Any]] = field(default_factory=list)
+
+    def reused(self, key: tuple[str, int], arguments: dict[str, Any]) -> State | None:
+        """The state of the same call completed by an earlier attempt, if any."""
+        earlier = self.completed.get(key)
+        if earlier is None:
+            return None
+        state, earlier_arguments = earlier
+        try:
+            same = bool(earlier_arguments == arguments)
+        except Exception:  # values whose == is not a plain bool (arrays, frames)
+            same = False
+        return state if same else None
+
+    def remember(self, key: tuple[str, int], state: State, arguments: dict[str, Any]) -> None:
+        """Keep a completed call for the flow's retries (only when it can retry)."""
+        if self.flow.policy.retries:
+            self.completed[key] = (state, arguments)
 
     def next_call_index(self, task_key: str) -> int:
         counter = self.counters.get(task_key)

@@ -117,7 +117,16 @@ class Flow(Generic[P, R]):
         unknown = set(options) - set(self._options)
         if unknown:
             raise TypeError(f"Unknown flow option(s): {', '.join(sorted(unknown))}")
-        return Flow(self.fn, **{**self._options, **options})
+        merged = {
+            **self._options,
+            "on_completion": self.on_completion_hooks,
+            "on_failure": self.on_failure_hooks,
+            "on_crashed": self.on_crashed_hooks,
+            "on_cancellation": self.on_cancellation_hooks,
+            "on_running": self.on_running_hooks,
+            **options,
+        }
+        return Flow(self.fn, **merged)
 
     @overload
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...

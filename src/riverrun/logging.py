@@ -11,9 +11,11 @@ from __future__ import annotations
 import builtins
 import collections
 import logging
+import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import MutableMapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -58,6 +60,17 @@ class RunFormatter(logging.Formatter):
         return super().format(record)
 
 
+_console_handlers: weakref.WeakSet[ConsoleHandler] = weakref.WeakSet()
+
+
+def _console_after_fork() -> None:
+    for handler in list(_console_handlers):
+        handler.after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_console_after_fork)
+
+
 class ConsoleHandler(logging.Handler):
     """Writes formatted lines to ``sys.stderr`` from a background thread, in batches.
 
@@ -69,18 +82,38 @@ class ConsoleHandler(logging.Handler):
     whatever ``sys.stderr`` is at the time (so redirections are honoured).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, batched: bool = True) -> None:
         super().__init__()
+        self.batched = batched
         self._lines: collections.deque[str] = collections.deque()
         self._pending = threading.Event()
         self._write_lock = threading.Lock()
         self._writer: threading.Thread | None = None
+        _console_handlers.add(self)
+
+    def after_fork_in_child(self) -> None:
+        """Start afresh in a forked child: the parent's writer thread does not exist
+        here, and the lines it had queued are the parent's to write. Children (pool
+        workers) often leave through ``os._exit``, so they write each line at once."""
+        self.batched = False
+        self._lines.clear()
+        self._pending = threading.Event()
+        self._write_lock = threading.Lock()
+        self._writer = None
+
+    def createLock(self) -> None:
+        # emit() is thread-safe without the handler lock, and a body interrupted by its
+        # timeout could otherwise die holding that lock and stall every later log line.
+        self.lock = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self._lines.append(self.format(record))
         except Exception:
             self.handleError(record)
+            return
+        if not self.batched:
+            self.flush()
             return
         if self._writer is None:
             self._start_writer()
@@ -122,11 +155,14 @@ class ConsoleHandler(logging.Handler):
 class StoreHandler(logging.Handler):
     """Records each log line that belongs to a run in that run's store."""
 
+    def createLock(self) -> None:
+        self.lock = None  # record_log() is a thread-safe append; see ConsoleHandler
+
     def emit(self, record: logging.LogRecord) -> None:
         store: RunStore | None = getattr(record, "store", None)
         if store is None:
             return
-        from riverrun.store.protocol import LogEntry
+        from riverrun.store.protocol import LogEntry  # loaded already by the store
 
         try:
             store.record_log(
@@ -181,8 +217,11 @@ def setup_logging(settings: Settings | None = None) -> None:
         settings = settings or get_settings()
         root = logging.getLogger(ROOT)
         root.setLevel(settings.logging_level)
-        console = ConsoleHandler()
-        colour = not settings.no_color and sys.stderr.isatty()
+        terminal = sys.stderr.isatty()
+        # On a terminal a person reads along: write each line at once, in order with
+        # the program's own prints. Elsewhere batch them (see ConsoleHandler).
+        console = ConsoleHandler(batched=not terminal)
+        colour = not settings.no_color and terminal
         console.setFormatter(RunFormatter(colour=colour))
         root.addHandler(console)
         root.addHandler(StoreHandler())

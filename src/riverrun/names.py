@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 __all__ = ["generate_flow_run_name", "generate_task_run_name", "new_id"]
+
+# A generator of riverrun's own: a user's random.seed() must neither repeat our ids nor
+# be disturbed by them. Seeded from the kernel, and again in every forked child.
+_random = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(32)))
 
 ADJECTIVES = [
     "agile",
@@ -198,12 +204,12 @@ ANIMALS = [
 
 def generate_flow_run_name() -> str:
     """An ``adjective-animal`` name, e.g. ``nimble-falcon``."""
-    return f"{random.choice(ADJECTIVES)}-{random.choice(ANIMALS)}"
+    return f"{_random.choice(ADJECTIVES)}-{_random.choice(ANIMALS)}"
 
 
 def generate_task_run_name(task_name: str) -> str:
     """``{task name}-{three hex digits}``, e.g. ``fetch_data-3fa``."""
-    return f"{task_name}-{random.getrandbits(12):03x}"
+    return f"{task_name}-{_random.getrandbits(12):03x}"
 
 
 def new_id() -> str:
@@ -211,10 +217,10 @@ def new_id() -> str:
 
     ``uuid.uuid4()`` asks the kernel for randomness on every call, which costs tens of
     microseconds in some sandboxes: too much per task. Run ids need uniqueness, not
-    secrecy, so they come from the ``random`` module's generator, which is seeded from
-    the kernel and re-seeded in every forked child, so processes never share a stream.
+    secrecy, so they come from a private generator seeded from the kernel and re-seeded
+    in every forked child, so processes never share a stream.
     """
-    bits = random.getrandbits(128)
+    bits = _random.getrandbits(128)
     # Set the version (4) and the RFC 4122 variant, as uuid4() would.
     bits = (bits & ~(0xF000 << 64)) | (4 << 76)
     bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)

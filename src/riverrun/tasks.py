@@ -44,19 +44,28 @@ def exponential_backoff(backoff_factor: float) -> Callable[[int], list[float]]:
 
 
 def task_input_hash(context: TaskRunContext, arguments: dict[str, Any]) -> str | None:
-    """A cache key from the task's identity and its inputs (for ``cache_key_fn``).
+    """A cache key from the task's code and its inputs (for ``cache_key_fn``).
 
-    Returns ``None`` (no caching) when an input cannot be pickled.
+    Inputs are hashed as canonical JSON (keys sorted) when they are plain data, so the
+    key is the same in every process and whatever the order of a dict's keys; other
+    inputs are pickled. The task's source code is part of the key, so editing the task
+    invalidates its cached results. Returns ``None`` (no caching) when an input can be
+    neither.
     """
     import hashlib
+    import json
     import pickle
 
+    digest = hashlib.sha256(context.task.source_fingerprint().encode())
     try:
-        ordered = sorted(arguments.items(), key=lambda item: item[0])
-        payload = pickle.dumps((context.task.key, ordered), protocol=4)
-    except Exception:
-        return None
-    return hashlib.sha256(payload).hexdigest()
+        digest.update(json.dumps(arguments, sort_keys=True, allow_nan=True).encode())
+    except (TypeError, ValueError):
+        try:
+            ordered = sorted(arguments.items(), key=lambda item: item[0])
+            digest.update(pickle.dumps(ordered, protocol=4))
+        except Exception:
+            return None
+    return digest.hexdigest()
 
 
 class Task(Generic[P, R]):
@@ -99,6 +108,7 @@ class Task(Generic[P, R]):
         self.signature = inspect.signature(fn)
         # Built on first call (engine code is not imported with riverrun).
         self.binder: Binder | None = None
+        self._fingerprint: str | None = None
         self.tags = tuple(dict.fromkeys(tags or ()))
         self.policy = RetryPolicy(
             retries=retries,
@@ -144,7 +154,25 @@ class Task(Generic[P, R]):
         unknown = set(options) - set(self._options)
         if unknown:
             raise TypeError(f"Unknown task option(s): {', '.join(sorted(unknown))}")
-        return Task(self.fn, **{**self._options, **options})
+        merged = {
+            **self._options,
+            # Hooks added later with @task.on_completion / @task.on_failure come along.
+            "on_completion": self.on_completion_hooks,
+            "on_failure": self.on_failure_hooks,
+            **options,
+        }
+        return Task(self.fn, **merged)
+
+    def source_fingerprint(self) -> str:
+        """The task's identity and source code (computed once), for cache keys."""
+        if self._fingerprint is None:
+            try:
+                source = inspect.getsource(self.fn)
+            except (OSError, TypeError):
+                code = getattr(self.fn, "__code__", None)
+                source = repr(code.co_code) if code is not None else ""
+            self._fingerprint = f"{self.key}\n{source}"
+        return self._fingerprint
 
     def on_completion(self, hook: TaskHook) -> TaskHook:
         """Register ``hook`` for completed runs (usable as a decorator)."""

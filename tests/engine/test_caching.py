@@ -119,3 +119,25 @@ def test_results_stay_inside_the_storage_folder() -> None:
     files = [p for p in storage.iterdir() if not p.name.startswith(".")]
     assert len(files) == 1 and files[0].parent == storage
     assert not Path(storage, "../../etc/passwd").resolve().is_relative_to(storage)
+
+
+def test_task_input_hash_is_stable_and_follows_the_code() -> None:
+    from riverrun.context import TaskRunContext
+
+    @task
+    def one(data: dict[str, int]) -> None:
+        pass
+
+    @task
+    def two(data: dict[str, int]) -> None:
+        pass
+
+    def key(t: object, arguments: dict[str, object]) -> str | None:
+        context = TaskRunContext.__new__(TaskRunContext)
+        context.task = t  # type: ignore[assignment]
+        return task_input_hash(context, arguments)
+
+    assert key(one, {"data": {"a": 1, "b": 2}}) == key(one, {"data": {"b": 2, "a": 1}})
+    assert key(one, {"data": {"a": 1}}) != key(one, {"data": {"a": 2}})
+    assert key(one, {"data": {"a": 1}}) != key(two, {"data": {"a": 1}})
+    assert key(one, {"data": lambda: None}) is None

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from riverrun import flow, task
 from riverrun.orchestration import retry_delay
 from riverrun.store import RunStore
 from riverrun.tasks import exponential_backoff
@@ -212,3 +213,21 @@ def test_invalid_retry_options_are_rejected() -> None:
         task(retries=1, retry_delay_seconds=-2)(lambda: None)
     with pytest.raises(ValueError, match="timeout_seconds"):
         task(timeout_seconds=0)(lambda: None)
+
+
+def test_flow_retry_reruns_a_task_called_with_other_arguments() -> None:
+    attempt = {"n": 0}
+
+    @task
+    def double(x: int) -> int:
+        return 2 * x
+
+    @flow(retries=1)
+    def pipeline() -> int:
+        attempt["n"] += 1
+        value = double(attempt["n"])
+        if attempt["n"] == 1:
+            raise RuntimeError("first attempt fails")
+        return value
+
+    assert pipeline() == 4

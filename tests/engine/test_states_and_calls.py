@@ -214,3 +214,47 @@ def test_flow_returning_a_state_sets_its_final_state() -> None:
 
     state = pipeline(return_state=True)
     assert state.is_cancelled() and state.message == "stopped on purpose"
+
+
+def test_flow_returning_a_state_that_is_not_final_fails() -> None:
+    @flow
+    def pipeline() -> State:
+        return Pending("not yet")
+
+    state = pipeline(return_state=True)
+    assert state.is_failed()
+    assert state.message == "The flow returned Pending('not yet'), which is not a final state"
+
+
+def test_flow_returning_a_future_returns_its_result() -> None:
+    @task
+    def double(x: int) -> int:
+        return 2 * x
+
+    @flow
+    def pipeline() -> object:
+        return double.submit(21)
+
+    assert pipeline() == 42
+
+
+def test_with_options_keeps_hooks_added_by_decorator_methods() -> None:
+    seen: list[str] = []
+
+    @task
+    def work() -> None:
+        raise ValueError("x")
+
+    @work.on_failure
+    def remember(task: object, task_run: object, state: State) -> None:
+        seen.append(state.name)
+
+    copy = work.with_options(name="copy")
+
+    @flow
+    def pipeline() -> None:
+        work(return_state=True)
+        copy(return_state=True)
+
+    pipeline()
+    assert seen == ["Failed", "Failed"]

@@ -124,3 +124,22 @@ def test_submit_outside_a_flow_and_a_sized_pool() -> None:
     assert serial() == [0, 2, 4]
     with pytest.raises(ValueError, match="max_workers"):
         ThreadPoolTaskRunner(max_workers=0)
+
+
+def test_timed_out_flow_cancels_tasks_that_have_not_started(store: RunStore) -> None:
+    started: list[int] = []
+
+    @task
+    def slow(i: int) -> None:
+        started.append(i)
+        time.sleep(0.4)
+
+    @flow(timeout_seconds=0.2, task_runner=ThreadPoolTaskRunner(max_workers=1))
+    def pipeline() -> None:
+        for i in range(3):
+            slow.submit(i)
+        time.sleep(5)
+
+    assert pipeline(return_state=True).name == "TimedOut"
+    time.sleep(0.6)
+    assert started == [0]

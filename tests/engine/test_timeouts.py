@@ -127,3 +127,34 @@ def test_async_flow_timeout() -> None:
 
     state = asyncio.run(slow_flow(return_state=True))
     assert state.name == "TimedOut"
+
+
+def test_a_timeout_error_raised_by_the_body_is_an_ordinary_failure() -> None:
+    calls: list[int] = []
+
+    @task(retries=2)
+    async def fetch() -> None:
+        calls.append(1)
+        await asyncio.wait_for(asyncio.sleep(1), 0.01)  # the body's own deadline
+
+    @flow
+    async def pipeline() -> tuple[str, object]:
+        state: State = await fetch(return_state=True)
+        return state.name, state.data
+
+    name, error = asyncio.run(pipeline())
+    assert name == "Failed" and type(error) is TimeoutError
+    assert len(calls) == 3
+
+
+def test_repeated_timeouts_of_a_logging_body_never_stall_logging() -> None:
+    @flow(timeout_seconds=0.03)
+    def chatty() -> None:
+        from riverrun import get_run_logger
+
+        logger = get_run_logger()
+        while True:
+            logger.info("tick")
+
+    for _ in range(15):
+        assert chatty(return_state=True).name == "TimedOut"

@@ -115,14 +115,16 @@ def task_run_row(run: TaskRun) -> dict[str, Any]:
     }
 
 
-def state_row(run_id: str, run_kind: str, state: State) -> dict[str, Any]:
-    """A row of the state history."""
+def state_row(
+    run_id: str, run_kind: str, state: State, message: str | None = None
+) -> dict[str, Any]:
+    """A row of the state history (``message`` overrides the state's own)."""
     return {
         "run_id": run_id,
         "run_kind": run_kind,
         "type": state.type.value,
         "name": state.name,
-        "message": state.message,
+        "message": state.message if message is None else message,
         "timestamp": state.timestamp,
     }
 

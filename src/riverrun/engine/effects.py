@@ -137,20 +137,21 @@ def _call_sync(call: Call) -> Outcome:
 async def _call_async(call: Call) -> Outcome:
     import asyncio
 
-    try:
-        if call.timeout is None:
+    if call.timeout is None:
+        try:
             return Outcome(value=await call.fn(*call.args, **call.kwargs))
+        except BaseException as error:
+            return Outcome(error=error)
+    scope: asyncio.Timeout | None = None
+    try:
         async with asyncio.timeout(call.timeout) as scope:
-            try:
-                return Outcome(value=await call.fn(*call.args, **call.kwargs))
-            except BaseException as error:
-                if scope.expired():
-                    raise
-                return Outcome(error=error)
-    except TimeoutError as error:
-        return Outcome(error=error, timed_out=True)
+            value = await call.fn(*call.args, **call.kwargs)
+        return Outcome(value=value)
     except BaseException as error:
-        return Outcome(error=error)
+        # Only our own deadline is a timeout; a TimeoutError the body raised itself
+        # (asyncio.wait_for inside it, an HTTP client's) is an ordinary failure.
+        expired = scope is not None and scope.expired() and isinstance(error, TimeoutError)
+        return Outcome(error=error, timed_out=expired)
 
 
 def _call_in_thread_with_timeout(call: Call) -> Outcome:
@@ -185,8 +186,8 @@ def _call_in_thread_with_timeout(call: Call) -> Outcome:
     import ctypes
 
     with lock:
-        if finished.is_set():
-            return box[0]
+        if box:
+            return box[0]  # finished right at the deadline: keep its real outcome
         if worker.ident is not None:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
                 ctypes.c_ulong(worker.ident), ctypes.py_object(TimeoutSignal)

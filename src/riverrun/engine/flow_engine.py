@@ -85,7 +85,7 @@ def flow_run_loop(
     bound = bind_arguments(flow.signature, args, kwargs, f"Flow {flow.name!r}")
     reuse_key = (flow.key, call_index)
     if parent is not None:
-        earlier = parent.completed.get(reuse_key)
+        earlier = parent.reused(reuse_key, bound.arguments)
         if earlier is not None:
             return earlier
         settings, store = parent.settings, parent.store
@@ -180,7 +180,7 @@ def flow_run_loop(
             _flush(store, logger)
             flush_console()
     if state.is_completed() and parent is not None:
-        parent.completed[reuse_key] = state
+        parent.remember(reuse_key, state, bound.arguments)
     failure = state.data if isinstance(state.data, BaseException) else None
     if failure is not None and not isinstance(failure, Exception):
         raise failure
@@ -228,7 +228,11 @@ def _run(
             outcome = yield Call(flow.fn, args, kwargs, flow.policy.timeout_seconds)
             assert outcome is not None
             submitted, context.futures = context.futures, []
-            if submitted and not outcome.timed_out:
+            if outcome.timed_out:
+                # Tasks not started yet never will be; running ones finish on their own.
+                for future in submitted:
+                    future.concurrent_future.cancel()
+            elif submitted:
                 yield Wait(tuple(future.concurrent_future for future in submitted))
             if outcome.error is None:
                 state = _returned_state(outcome.value, submitted)
@@ -272,7 +276,16 @@ def _returned_state(value: Any, submitted: list[RiverrunFuture[Any]]) -> State:
     it submitted failed and the body never looked at that future (so never handled it).
     """
     if isinstance(value, State):
-        return value
+        if value.is_final():
+            return value
+        return Failed(f"The flow returned {value!r}, which is not a final state")
+    if isinstance(value, RiverrunFuture):
+        # Returning a future returns what it resolves to.
+        state = value.state if value.done() else value.concurrent_future.result()
+        value.observed = True
+        if not state.is_completed():
+            return State(state.type, state.name, message=state.message, data=state.data)
+        value = state.result()
     unhandled = []
     for future in submitted:
         if future.observed:

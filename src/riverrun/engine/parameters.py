@@ -98,7 +98,9 @@ def validate_parameters(
     """
     adapters = cache.get("adapters")
     if adapters is None:
-        adapters = cache["adapters"] = _adapters(fn, signature)
+        # A flow without type hints has nothing to validate: pydantic is not loaded.
+        hinted = any(p.annotation is not p.empty for p in signature.parameters.values())
+        adapters = cache["adapters"] = _adapters(fn, signature) if hinted else {}
     errors: list[tuple[str, Any, str]] = []
     for name, value in bound.arguments.items():
         adapter = adapters.get(name)

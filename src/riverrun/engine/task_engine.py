@@ -158,7 +158,7 @@ def task_run_loop(
     parameters = binder.arguments(args, kwargs)
     reuse_key = (task.key, call_index)
     if flow_context is not None:
-        earlier = flow_context.completed.get(reuse_key)
+        earlier = flow_context.reused(reuse_key, parameters)
         if earlier is not None:
             return earlier
     if flow_context is None:
@@ -206,7 +206,7 @@ def task_run_loop(
         if flow_context is None:
             flush_console()
     if state.is_completed() and flow_context is not None:
-        flow_context.completed[reuse_key] = state
+        flow_context.remember(reuse_key, state, parameters)
     return state
 
 

@@ -13,6 +13,7 @@ Invariants:
 
 from __future__ import annotations
 
+import os
 import threading
 
 from riverrun.settings import Settings, get_settings
@@ -30,6 +31,18 @@ __all__ = [
 
 _stores: dict[str, RunStore] = {}
 _lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+    for store in _stores.values():
+        after_fork = getattr(store, "after_fork_in_child", None)
+        if after_fork is not None:
+            after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def get_store(settings: Settings | None = None) -> RunStore:

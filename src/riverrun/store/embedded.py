@@ -9,6 +9,8 @@ import threading
 import time
 from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from riverrun.db import repository
 from riverrun.db.engine import create_db_engine, migrate, read_connection, redacted
 from riverrun.settings import Settings
@@ -19,10 +21,21 @@ __all__ = ["EmbeddedStore"]
 
 logger = logging.getLogger(__name__)
 
+# Errors meaning "the database cannot be reached or used right now": retry later.
+_UNAVAILABLE = (OperationalError, InterfaceError, TimeoutError)
+
 # Event tags in the write-behind queue.
 _TASK_RUN, _STATE, _LOG = 0, 1, 2
 # Wake the flusher early once this many events wait, to bound memory and latency.
 _EAGER_FLUSH_AT = 5_000
+
+
+def _text(value: str | None) -> str | None:
+    # Text from a program can hold lone surrogates (undecodable file names) that no
+    # database encoding accepts; store a replacement character instead of failing.
+    if value is None or value.isascii():
+        return value
+    return value.encode("utf-8", "replace").decode("utf-8")
 
 
 def _batch(events: list[tuple[int, Any]]) -> repository.Batch:
@@ -39,11 +52,12 @@ def _batch(events: list[tuple[int, Any]]) -> repository.Batch:
                 batch.states.append(first_state)
         elif tag == _STATE:
             kind, run_id, state, run_count, start_time, end_time = payload
-            batch.states.append(repository.state_row(run_id, kind, state))
+            message = _text(state.message)
+            batch.states.append(repository.state_row(run_id, kind, state, message))
             columns = {
                 "state_type": state.type.value,
                 "state_name": state.name,
-                "state_message": state.message,
+                "state_message": message,
                 "run_count": run_count,
                 "start_time": start_time,
                 "end_time": end_time,
@@ -62,8 +76,8 @@ def _batch(events: list[tuple[int, Any]]) -> repository.Batch:
                     "flow_run_id": entry.flow_run_id,
                     "task_run_id": entry.task_run_id,
                     "level": entry.level,
-                    "logger": entry.logger,
-                    "message": entry.message,
+                    "logger": _text(entry.logger),
+                    "message": _text(entry.message),
                     "timestamp": entry.timestamp,
                 }
             )
@@ -88,6 +102,7 @@ class EmbeddedStore:
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
+        self._write_through = False
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
         atexit.register(self.close)
@@ -121,6 +136,9 @@ class EmbeddedStore:
 
     def _enqueue(self, event: tuple[int, Any]) -> None:
         self._queue.append(event)
+        if self._write_through:
+            self.flush()
+            return
         if self._thread is None:
             self._start_flusher()
         if len(self._queue) >= _EAGER_FLUSH_AT:
@@ -145,20 +163,57 @@ class EmbeddedStore:
                 time.sleep(min(self._interval * 5, 2.0))
 
     def flush(self) -> None:
-        """Commit every queued event in one transaction."""
+        """Commit every queued event in one transaction.
+
+        When the database is unavailable the events go back to the head of the queue
+        and the error is raised (the flusher retries). When the batch is refused for
+        its content (a value too long or not encodable), the events are written one at
+        a time so that only the bad ones are dropped, each with a logged error.
+        """
         with self._flush_lock:
             count = len(self._queue)
             if not count:
                 return
             events = [self._queue.popleft() for _ in range(count)]
-            batch = _batch(events)
             try:
-                with self._engine.begin() as connection:
-                    repository.apply_batch(connection, batch)
-            except BaseException:
-                # Put them back in order so the next flush writes them.
+                self._write(events)
+            except _UNAVAILABLE:
                 self._queue.extendleft(reversed(events))
                 raise
+            except Exception:
+                self._write_one_by_one(events)
+            except BaseException:
+                self._queue.extendleft(reversed(events))
+                raise
+
+    def _write(self, events: list[tuple[int, Any]]) -> None:
+        batch = _batch(events)
+        with self._engine.begin() as connection:
+            repository.apply_batch(connection, batch)
+
+    def _write_one_by_one(self, events: list[tuple[int, Any]]) -> None:
+        for position, event in enumerate(events):
+            try:
+                self._write([event])
+            except _UNAVAILABLE:
+                self._queue.extendleft(reversed(events[position:]))
+                raise
+            except Exception:
+                logger.exception("Dropped a run-history event the database refused: %r", event)
+
+    def after_fork_in_child(self) -> None:
+        """Start afresh in a forked child: the queued events are the parent's to write,
+        and the parent's connections and flusher thread are not the child's. What the
+        child records goes through its own connections and thread."""
+        self._queue.clear()
+        self._engine.dispose(close=False)
+        # Forked workers often end by os._exit or SIGTERM (multiprocessing pools), with
+        # no chance to flush: in a child every event is committed as it comes.
+        self._write_through = True
+        self._flush_lock = threading.Lock()
+        self._thread_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = None
 
     def close(self) -> None:
         """Flush what is queued and release the database connections."""

@@ -1,0 +1,92 @@
+"""The write-behind queue: a refused event is dropped alone; ids ignore random.seed();
+forked children record through their own connections."""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+
+from riverrun import flow, get_run_logger, task
+from riverrun.store import RunStore
+
+
+def test_an_unstorable_log_line_is_stored_replaced_and_blocks_nothing(store: RunStore) -> None:
+    undecodable = b"report-\xff.csv".decode("utf-8", "surrogateescape")
+
+    @flow(log_prints=True)
+    def lists_files() -> None:
+        print(undecodable)
+
+    @flow
+    def later() -> int:
+        return 1
+
+    lists_files()
+    later()
+    runs = {run.flow_name: run for run in store.read_flow_runs()}
+    assert set(runs) == {"lists-files", "later"}
+    messages = [log.message for log in store.read_logs(runs["lists-files"].id)]
+    assert "report-\ufffd.csv" in messages or "report-?.csv" in messages
+
+
+def test_a_refused_event_is_dropped_and_the_rest_are_written(store: RunStore) -> None:
+    @task(task_run_name="x" * 300)  # longer than the column: PostgreSQL refuses it
+    def long_named() -> None:
+        pass
+
+    @task
+    def fine() -> None:
+        pass
+
+    @flow
+    def pipeline() -> None:
+        long_named()
+        fine()
+
+    pipeline()
+    [run] = store.read_flow_runs()
+    assert run.state is not None and run.state.is_completed()
+    names = {t.task_name for t in store.read_task_runs(run.id)}
+    assert "fine" in names  # SQLite keeps the long name too; PostgreSQL drops that row alone
+
+
+def test_user_seeding_random_neither_repeats_ids_nor_is_disturbed(store: RunStore) -> None:
+    @task
+    def noop() -> None:
+        pass
+
+    @flow
+    def seeded() -> float:
+        random.seed(0)
+        noop()
+        return random.random()
+
+    first, second = seeded(), seeded()
+    random.seed(0)
+    assert first == second == random.random()
+    runs = store.read_flow_runs()
+    assert len(runs) == 2
+    task_ids = {t.id for run in runs for t in store.read_task_runs(run.id)}
+    assert len(task_ids) == 2
+
+
+def _log_in_child(i: int) -> int:
+    get_run_logger().info("child %d says hi", i)
+    return i
+
+
+def test_forked_workers_log_into_the_run(store: RunStore) -> None:
+    @task
+    def fan_out() -> list[int]:
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            return pool.map(_log_in_child, range(2))
+
+    @flow
+    def pipeline() -> list[int]:
+        get_run_logger().info("parent first")
+        return fan_out()
+
+    assert pipeline() == [0, 1]
+    [run] = store.read_flow_runs()
+    messages = {log.message for log in store.read_logs(run.id)}
+    assert {"parent first", "child 0 says hi", "child 1 says hi"} <= messages
