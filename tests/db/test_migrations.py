@@ -6,11 +6,9 @@ unreachable, failed instead when ``CI=true``).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,16 +18,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, inspect, make_url, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, Engine, inspect
 
 import riverrun.db.engine
 from riverrun.db.engine import HEAD_REVISION, create_db_engine, current_revision, migrate
 from riverrun.db.tables import metadata
+from tests.postgres import fresh_postgres_database
 
-POSTGRES_URL = os.environ.get(
-    "RIVERRUN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 MIGRATIONS = Path(riverrun.db.engine.__file__).parent / "migrations"
 
 
@@ -39,11 +34,6 @@ def alembic_config(connection: Connection | None = None) -> Config:
     if connection is not None:
         config.attributes["connection"] = connection
     return config
-
-
-def first_line(error: BaseException) -> str:
-    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
 
 
 def schema_differences(engine: Engine) -> list[object]:
@@ -63,30 +53,8 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'migrations.db'}"
         return
-    base = make_url(POSTGRES_URL)
-    admin = create_engine(
-        base.set(database="postgres"),
-        isolation_level="AUTOCOMMIT",
-        connect_args={"connect_timeout": 5},
-    )
-    name = f"riverrun_t_{uuid.uuid4().hex[:16]}"
-    try:
-        try:
-            with admin.connect() as connection:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
-        except OperationalError as error:
-            where = base.render_as_string()
-            reason = f"PostgreSQL at {where} is unreachable: {first_line(error)}"
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run)")
-            pytest.skip(reason)
-        try:
-            yield base.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
