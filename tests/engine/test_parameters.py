@@ -110,6 +110,18 @@ def test_task_run_names(store: RunStore) -> None:
     [run] = store.read_flow_runs()
     names = sorted(t.name for t in store.read_task_runs(run.id))
     assert names[0] == "fetch-s3"
+
+    @task(task_run_name="fetch-{nope}")
+    def broken(source: str) -> None:
+        pass
+
+    @flow
+    def bad() -> None:
+        broken("x")
+
+    with pytest.raises(ValueError, match="nope"):
+        bad()
+    assert names[0] == "fetch-s3"
     assert names[1].startswith("plain-") and len(names[1]) == len("plain-") + 3
 
 

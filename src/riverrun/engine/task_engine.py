@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Coroutine
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -112,10 +112,11 @@ def submit_task(
     loop = task_run_loop(
         task, args, kwargs, flow_context, _call_index(task, flow_context), task_run_id
     )
-    body: Any
+    body: Callable[[], State]
     if task.is_async:
-        coroutine: Coroutine[Any, Any, State] = drive_async(loop)
-        body = lambda: run_coroutine_sync(coroutine)  # noqa: E731
+        # The coroutine is made on the worker, so a task cancelled before it starts
+        # leaves no coroutine behind that was never awaited.
+        body = lambda: run_coroutine_sync(drive_async(loop))  # noqa: E731
     else:
         body = lambda: drive_sync(loop)  # noqa: E731
     future = runner.submit(contextvars.copy_context().run, body)
@@ -130,7 +131,16 @@ def _run_name(task: Task[..., Any], parameters: dict[str, Any]) -> tuple[str, st
     template = task.task_run_name
     if template is None:
         return generate_task_run_name(task.name), task.name
-    name = template() if callable(template) else template.format(**parameters)
+    if callable(template):
+        name = template()
+    else:
+        try:
+            name = template.format(**parameters)
+        except (KeyError, IndexError) as error:
+            raise ValueError(
+                f"task_run_name {template!r} of task {task.name!r} refers to {error}, "
+                f"which is not one of its parameters ({', '.join(parameters) or 'none'})"
+            ) from None
     if not isinstance(name, str) or not name:
         raise TypeError(f"task_run_name for task {task.name!r} must give a non-empty string")
     return name, name
