@@ -183,16 +183,41 @@ def _call_in_thread_with_timeout(call: Call) -> Outcome:
     worker.start()
     if finished.wait(call.timeout):
         return box[0]
-    import ctypes
-
     with lock:
         if box:
             return box[0]  # finished right at the deadline: keep its real outcome
-        if worker.ident is not None:
+    threading.Thread(
+        target=_interrupt_until_finished,
+        args=(worker, lock, finished),
+        name="riverrun-timeout-interrupter",
+        daemon=True,
+    ).start()
+    return Outcome(error=TimeoutError(), timed_out=True)
+
+
+def _interrupt_until_finished(
+    worker: threading.Thread, lock: threading.Lock, finished: threading.Event
+) -> None:
+    """Raise ``TimeoutSignal`` in ``worker`` until its body has stopped.
+
+    One raise is not always enough: an exception that lands in a ``__del__`` method or
+    a weakref callback (the garbage collector can run either at any bytecode) is
+    printed and dropped by Python, and the body would run on. So it is raised again,
+    less and less often, for as long as the body has not finished.
+    """
+    import ctypes
+
+    pause = 0.02
+    while True:
+        with lock:
+            if finished.is_set() or worker.ident is None or not worker.is_alive():
+                return
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
                 ctypes.c_ulong(worker.ident), ctypes.py_object(TimeoutSignal)
             )
-    return Outcome(error=TimeoutError(), timed_out=True)
+        if finished.wait(pause):
+            return
+        pause = min(pause * 2, 1.0)
 
 
 def _hook_sync(hook: Hook) -> Outcome:
