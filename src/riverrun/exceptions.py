@@ -7,6 +7,7 @@
     ├── MissingContextError       a run-only API (get_run_logger) was used outside a run
     ├── UnfinishedRun             a state's result was asked for before it finished
     ├── ObjectNotFoundError       the store has no run with that id
+    ├── StoreUnavailableError     the run history's database cannot be opened
     └── RunTimeoutError           a flow or task ran past ``timeout_seconds`` (also a TimeoutError)
 
     BaseException
@@ -25,6 +26,7 @@ __all__ = [
     "ParameterTypeError",
     "RiverrunError",
     "RunTimeoutError",
+    "StoreUnavailableError",
     "TimeoutSignal",
     "UnfinishedRun",
 ]
@@ -69,6 +71,18 @@ class ObjectNotFoundError(RiverrunError, LookupError):
         self.kind = kind
         self.object_id = object_id
         super().__init__(f"No {kind} with id {object_id!r}")
+
+
+class StoreUnavailableError(RiverrunError):
+    """The database of the run history cannot be opened or used.
+
+    Attributes:
+        url: the database URL, with any password hidden.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        super().__init__(f"Could not open the run history at {url}: {reason}")
 
 
 class RunTimeoutError(RiverrunError, TimeoutError):

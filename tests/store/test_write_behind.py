@@ -6,6 +6,8 @@ from __future__ import annotations
 import multiprocessing
 import random
 
+import pytest
+
 from riverrun import flow, get_run_logger, task
 from riverrun.store import RunStore
 
@@ -90,3 +92,24 @@ def test_forked_workers_log_into_the_run(store: RunStore) -> None:
     [run] = store.read_flow_runs()
     messages = {log.message for log in store.read_logs(run.id)}
     assert {"parent first", "child 0 says hi", "child 1 says hi"} <= messages
+
+
+def test_an_unreachable_or_unsupported_database_is_a_clear_error() -> None:
+    from riverrun.exceptions import StoreUnavailableError
+    from riverrun.settings import temporary_settings
+    from riverrun.store import close_stores
+
+    @flow
+    def pipeline() -> int:
+        return 1
+
+    cases = {
+        "postgresql://user:secret@127.0.0.1:1/x": "postgresql://user:***@127.0.0.1:1/x",
+        "mysql://user@localhost/x": "unsupported database 'mysql'",
+    }
+    for url, expected in cases.items():
+        with temporary_settings(database_url=url), pytest.raises(StoreUnavailableError) as caught:
+            pipeline()
+        close_stores()
+        assert expected in str(caught.value)
+        assert "secret" not in str(caught.value)

@@ -39,10 +39,17 @@ def open_store() -> Iterator[RunStore]:
     except ValueError as error:
         raise CliError(str(error)) from None
     url = settings.database_url
+    from riverrun.exceptions import StoreUnavailableError
+
     try:
         store = get_store(settings)
     except NotImplementedError as error:
         raise CliError(str(error)) from None
+    except StoreUnavailableError as error:
+        error_url = error.url
+        raise CliError(
+            f"could not open the database at {error_url}: {_reason(error.__cause__ or error, url)}"
+        ) from None
     except (SQLAlchemyError, OSError, ImportError, ValueError) as error:
         raise CliError(
             f"could not open the database at {safe_url(url)}: {_reason(error, url)}"

@@ -39,8 +39,11 @@ def _normalise(url: str) -> URL:
 def create_db_engine(url: str) -> Engine:
     """Create an engine for ``url`` (``sqlite:///path`` or ``postgresql://…``)."""
     parsed = _normalise(url)
-    if parsed.get_backend_name() == "sqlite":
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
         return _sqlite_engine(parsed)
+    if backend != "postgresql":
+        raise ValueError(f"unsupported database {backend!r}: use sqlite:///path or postgresql://…")
     return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 

@@ -9,10 +9,11 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from riverrun.db import repository
 from riverrun.db.engine import create_db_engine, migrate, read_connection, redacted
+from riverrun.exceptions import StoreUnavailableError
 from riverrun.settings import Settings
 from riverrun.states import State
 from riverrun.store.protocol import CacheEntry, FlowRun, LogEntry, StateRecord, TaskRun
@@ -28,6 +29,12 @@ _UNAVAILABLE = (OperationalError, InterfaceError, TimeoutError)
 _TASK_RUN, _STATE, _LOG = 0, 1, 2
 # Wake the flusher early once this many events wait, to bound memory and latency.
 _EAGER_FLUSH_AT = 5_000
+
+
+def _first_line(error: BaseException) -> str:
+    original = getattr(error, "orig", None) or error
+    lines = str(original).strip().splitlines()
+    return lines[0] if lines else type(original).__name__
 
 
 def _text(value: str | None) -> str | None:
@@ -95,8 +102,11 @@ class EmbeddedStore:
 
     def __init__(self, settings: Settings) -> None:
         self.url = settings.database_url
-        self._engine = create_db_engine(settings.database_url)
-        migrate(self._engine)
+        try:
+            self._engine = create_db_engine(settings.database_url)
+            migrate(self._engine)
+        except (SQLAlchemyError, ImportError, ValueError) as error:
+            raise StoreUnavailableError(redacted(self.url), _first_line(error)) from error
         self._interval = settings.flush_interval
         self._queue: collections.deque[tuple[int, Any]] = collections.deque()
         self._flush_lock = threading.Lock()
