@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
 
-from riverrun.orchestration import RetryPolicy, normalise_delays
+from riverrun.orchestration import RetryDelaySeconds, RetryPolicy, normalise_delays
 from riverrun.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 if TYPE_CHECKING:
@@ -20,7 +20,6 @@ R = TypeVar("R")
 
 FlowHook = Callable[["Flow[..., Any]", "FlowRun", "State"], Any]
 FlowRetryCondition = Callable[["Flow[..., Any]", "FlowRun", "State"], bool]
-RetryDelaySeconds = float | Sequence[float] | Callable[[int], Sequence[float]] | None
 
 
 class Flow(Generic[P, R]):

@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
 
-from riverrun.orchestration import RetryPolicy, normalise_delays
+from riverrun.orchestration import RetryDelaySeconds, RetryPolicy, normalise_delays
 
 if TYPE_CHECKING:
     from riverrun.context import TaskRunContext
@@ -24,7 +24,6 @@ R = TypeVar("R")
 TaskHook = Callable[["Task[..., Any]", "TaskRun", "State"], Any]
 RetryCondition = Callable[["Task[..., Any]", "TaskRun", "State"], bool]
 CacheKeyFn = Callable[["TaskRunContext", dict[str, Any]], str | None]
-RetryDelaySeconds = float | Sequence[float] | Callable[[int], Sequence[float]] | None
 
 
 def exponential_backoff(backoff_factor: float) -> Callable[[int], list[float]]:

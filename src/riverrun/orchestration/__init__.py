@@ -11,6 +11,7 @@ Invariants:
 
 from riverrun.orchestration.rules import (
     IllegalTransitionError,
+    RetryDelaySeconds,
     RetryPolicy,
     check_transition,
     normalise_delays,
@@ -20,6 +21,7 @@ from riverrun.orchestration.rules import (
 
 __all__ = [
     "IllegalTransitionError",
+    "RetryDelaySeconds",
     "RetryPolicy",
     "check_transition",
     "normalise_delays",

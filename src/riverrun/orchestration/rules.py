@@ -10,6 +10,7 @@ from riverrun.states import FINAL_TYPES, StateType
 
 __all__ = [
     "IllegalTransitionError",
+    "RetryDelaySeconds",
     "RetryPolicy",
     "check_transition",
     "normalise_delays",
@@ -81,6 +82,8 @@ def check_transition(current: StateType | None, proposed: StateType) -> None:
 
 
 RetryDelay = float | Sequence[float]
+# What users may pass as retry_delay_seconds (exponential_backoff gives the callable).
+RetryDelaySeconds = float | Sequence[float] | Callable[[int], Sequence[float]] | None
 
 
 def should_retry(
@@ -160,9 +163,7 @@ class RetryPolicy:
             raise ValueError(f"timeout_seconds must be > 0, got {self.timeout_seconds}")
 
 
-def normalise_delays(
-    value: float | Sequence[float] | Callable[[int], Sequence[float]] | None, retries: int
-) -> float | Sequence[float]:
+def normalise_delays(value: RetryDelaySeconds, retries: int) -> float | Sequence[float]:
     """``retry_delay_seconds`` as a number or list (``exponential_backoff`` expanded)."""
     if value is None:
         return 0.0
