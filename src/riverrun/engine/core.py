@@ -27,10 +27,36 @@ __all__ = [
     "describe",
     "failure_state",
     "log_final",
+    "name_from_template",
     "propose",
     "retry_pause",
     "run_hooks",
 ]
+
+
+def name_from_template(
+    template: str | Callable[[], str], parameters: dict[str, Any], option: str, owner: str
+) -> str:
+    """A run name from ``flow_run_name`` / ``task_run_name``: a template over the
+    parameters (``"nightly-{day}"``) or a callable.
+
+    Raises:
+        ValueError: the template names something that is not a parameter.
+        TypeError: the result is not a non-empty string.
+    """
+    if callable(template):
+        name = template()
+    else:
+        try:
+            name = template.format(**parameters)
+        except (KeyError, IndexError) as error:
+            raise ValueError(
+                f"{option} {template!r} of {owner} refers to {error}, "
+                f"which is not one of its parameters ({', '.join(parameters) or 'none'})"
+            ) from None
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{option} of {owner} must give a non-empty string, got {name!r}")
+    return name
 
 
 def propose(store: RunStore | None, run: FlowRun | TaskRun, state: State) -> State:

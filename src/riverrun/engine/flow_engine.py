@@ -16,6 +16,7 @@ from riverrun.engine.core import (
     describe,
     failure_state,
     log_final,
+    name_from_template,
     propose,
     retry_pause,
     run_hooks,
@@ -59,19 +60,7 @@ def _run_name(flow: Flow[..., Any], parameters: dict[str, Any]) -> str:
     template = flow.flow_run_name
     if template is None:
         return generate_flow_run_name()
-    if callable(template):
-        name = template()
-    else:
-        try:
-            name = template.format(**parameters)
-        except (KeyError, IndexError) as error:
-            raise ValueError(
-                f"flow_run_name {template!r} of flow {flow.name!r} refers to {error}, "
-                f"which is not one of its parameters ({', '.join(parameters) or 'none'})"
-            ) from None
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"flow_run_name of flow {flow.name!r} must give a non-empty string")
-    return name
+    return name_from_template(template, parameters, "flow_run_name", f"flow {flow.name!r}")
 
 
 def flow_run_loop(

@@ -20,6 +20,7 @@ from riverrun.engine.core import (
     describe,
     failure_state,
     log_final,
+    name_from_template,
     propose,
     retry_pause,
     run_hooks,
@@ -131,18 +132,7 @@ def _run_name(task: Task[..., Any], parameters: dict[str, Any]) -> tuple[str, st
     template = task.task_run_name
     if template is None:
         return generate_task_run_name(task.name), task.name
-    if callable(template):
-        name = template()
-    else:
-        try:
-            name = template.format(**parameters)
-        except (KeyError, IndexError) as error:
-            raise ValueError(
-                f"task_run_name {template!r} of task {task.name!r} refers to {error}, "
-                f"which is not one of its parameters ({', '.join(parameters) or 'none'})"
-            ) from None
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"task_run_name for task {task.name!r} must give a non-empty string")
+    name = name_from_template(template, parameters, "task_run_name", f"task {task.name!r}")
     return name, name
 
 
