@@ -96,3 +96,20 @@ def test_async_task_outside_a_flow_is_awaitable() -> None:
         return len(calls)
 
     assert asyncio.run(flaky([])) == 2
+
+
+def test_sync_callers_reuse_one_event_loop_per_thread() -> None:
+    loops: list[object] = []
+
+    @task
+    async def which_loop() -> None:
+        loops.append(asyncio.get_running_loop())
+
+    @flow
+    def pipeline() -> None:
+        which_loop()
+        which_loop()
+
+    pipeline()
+    pipeline()
+    assert len(loops) == 4 and len(set(map(id, loops))) == 1

@@ -9,9 +9,12 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from riverrun.exceptions import TimeoutSignal
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "Call",
@@ -256,23 +259,45 @@ def loop_is_running() -> bool:
     return True
 
 
+_thread_loops = threading.local()
+
+
+def _loop_of_this_thread() -> asyncio.AbstractEventLoop:
+    """This thread's own event loop for sync code calling async tasks, made once.
+
+    ``asyncio.run`` builds and tears down a loop per call (about 0.2 ms); this one is
+    kept and closed when its thread goes away (at exit for the main thread).
+    """
+    loop: asyncio.AbstractEventLoop | None = getattr(_thread_loops, "loop", None)
+    if loop is None or loop.is_closed():
+        import asyncio
+        import weakref
+
+        loop = asyncio.new_event_loop()
+        _thread_loops.loop = loop
+        weakref.finalize(threading.current_thread(), loop.close)
+    return loop
+
+
 def run_coroutine_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion from sync code and return its result.
 
-    On a thread with no running loop this is ``asyncio.run``; on a thread whose loop is
-    busy running the caller (sync code called from async code), a helper thread runs it,
-    with the caller's context variables.
+    On a thread with no running loop it runs on that thread's own loop (kept between
+    calls, so loop-bound clients an async task keeps can be reused by the next call).
+    On a thread whose loop is busy running the caller (sync code called from async
+    code), a helper thread runs it, with the caller's context variables.
     """
-    import asyncio
-
     if not loop_is_running():
-        return asyncio.run(coroutine)
+        return _loop_of_this_thread().run_until_complete(coroutine)
     context = contextvars.copy_context()
     box: list[Outcome] = []
 
+    def in_helper() -> T:
+        return run_coroutine_sync(coroutine)
+
     def target() -> None:
         try:
-            box.append(Outcome(value=context.run(asyncio.run, coroutine)))
+            box.append(Outcome(value=context.run(in_helper)))
         except BaseException as error:
             box.append(Outcome(error=error))
 
