@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -61,3 +62,14 @@ def fresh_postgres_database() -> Iterator[str]:
                 connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+@contextmanager
+def empty_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database: a new SQLite file under ``tmp_path``, or a fresh
+    PostgreSQL database dropped afterwards (``backend`` is a ``BACKENDS`` value)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty' / 'riverrun.db'}"
+        return
+    with fresh_postgres_database() as url:
+        yield url

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, inspect
 import riverrun.db.engine
 from riverrun.db.engine import HEAD_REVISION, create_db_engine, current_revision, migrate
 from riverrun.db.tables import metadata
-from tests.postgres import fresh_postgres_database
+from tests.postgres import BACKENDS, empty_database
 
 MIGRATIONS = Path(riverrun.db.engine.__file__).parent / "migrations"
 
@@ -42,18 +42,10 @@ def schema_differences(engine: Engine) -> list[object]:
         return list(compare_metadata(context, metadata))
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ]
-)
+@pytest.fixture(params=BACKENDS)
 def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database: a new SQLite file, or a new PostgreSQL database dropped after."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrations.db'}"
-        return
-    with fresh_postgres_database() as url:
+    with empty_database(request.param, tmp_path) as url:
         yield url
 
 

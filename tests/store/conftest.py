@@ -11,14 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.postgres import BACKENDS, fresh_postgres_database
+from tests.postgres import BACKENDS, empty_database
 
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty database on each backend (SQLite file / fresh PostgreSQL DB)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'backend' / 'riverrun.db'}"
-        return
-    with fresh_postgres_database() as url:
+    with empty_database(request.param, tmp_path) as url:
         yield url
