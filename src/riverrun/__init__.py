@@ -11,6 +11,7 @@ Example:
 """
 
 from riverrun._version import __version__
+from riverrun.annotations import allow_failure, unmapped
 from riverrun.context import tags
 from riverrun.flows import Flow, flow
 from riverrun.logging import get_run_logger
@@ -22,8 +23,10 @@ __all__ = [
     "State",
     "Task",
     "__version__",
+    "allow_failure",
     "flow",
     "get_run_logger",
     "tags",
     "task",
+    "unmapped",
 ]

@@ -8,6 +8,7 @@ that flow's run.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -43,9 +44,15 @@ class FlowRunContext:
     index)``: a retry that makes the same call with equal arguments gets that state back
     instead of running it again. ``counters`` hands out call indexes and is reset for
     each attempt.
+
+    ``futures`` holds the submitted task runs the flow must still look at: those not
+    finished yet and those that failed. A completed one is dropped as soon as it
+    finishes, so results the user no longer references are freed (``submitted`` still
+    counts it). ``flow`` is ``None`` in a process that runs one task of a flow whose
+    body runs elsewhere (a process pool or Dask worker).
     """
 
-    flow: Flow[..., Any]
+    flow: Flow[..., Any] | None
     flow_run: FlowRun
     settings: Settings
     store: RunStore
@@ -53,9 +60,32 @@ class FlowRunContext:
     log_prints: bool
     is_async: bool
     task_runner: TaskRunner
+    reuse_completed: bool = False
     completed: dict[tuple[str, int], tuple[State, dict[str, Any]]] = field(default_factory=dict)
     counters: dict[str, Iterator[int]] = field(default_factory=dict)
-    futures: list[RiverrunFuture[Any]] = field(default_factory=list)
+    futures: dict[str, RiverrunFuture[Any]] = field(default_factory=dict)
+    submitted: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def track(self, future: RiverrunFuture[Any]) -> None:
+        """Wait for ``future`` before the flow finishes; fail the flow if it fails
+        unobserved."""
+        key = future.task_run_id
+        with self._lock:
+            self.submitted += 1
+            self.futures[key] = future
+        future.concurrent_future.add_done_callback(lambda inner: self._settled(key, inner))
+
+    def _settled(self, key: str, inner: Any) -> None:
+        if inner.cancelled() or (inner.exception() is None and inner.result().is_completed()):
+            self.futures.pop(key, None)
+
+    def take_futures(self) -> tuple[list[RiverrunFuture[Any]], int]:
+        """The tracked futures and the count submitted in this attempt; starts afresh."""
+        with self._lock:
+            futures, self.futures = list(self.futures.values()), {}
+            submitted, self.submitted = self.submitted, 0
+        return futures, submitted
 
     def reused(self, key: tuple[str, int], arguments: dict[str, Any]) -> State | None:
         """The state of the same call completed by an earlier attempt, if any."""
@@ -71,7 +101,7 @@ class FlowRunContext:
 
     def remember(self, key: tuple[str, int], state: State, arguments: dict[str, Any]) -> None:
         """Keep a completed call for the flow's retries (only when it can retry)."""
-        if self.flow.policy.retries:
+        if self.reuse_completed:
             self.completed[key] = (state, arguments)
 
     def next_call_index(self, task_key: str) -> int:

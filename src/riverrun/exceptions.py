@@ -27,8 +27,10 @@ __all__ = [
     "RiverrunError",
     "RunTimeoutError",
     "StoreUnavailableError",
+    "TaskRunnerError",
     "TimeoutSignal",
     "UnfinishedRun",
+    "UpstreamTaskError",
 ]
 
 
@@ -97,6 +99,27 @@ class RunTimeoutError(RiverrunError, TimeoutError):
         self.label = label
         self.seconds = seconds
         super().__init__(f"{label} exceeded timeout of {seconds:g} second(s)")
+
+
+class UpstreamTaskError(RiverrunError):
+    """A task did not run because a task it depends on did not complete.
+
+    Attributes:
+        upstream_task_run_id: the id of the first upstream task run that did not complete.
+    """
+
+    def __init__(self, upstream_name: str, upstream_task_run_id: str, state_repr: str) -> None:
+        self.upstream_task_run_id = upstream_task_run_id
+        super().__init__(
+            f"Upstream task run {upstream_name!r} ({upstream_task_run_id}) finished in state "
+            f"{state_repr}; this task did not run (wrap the argument in allow_failure(...) "
+            "to run it anyway)"
+        )
+
+
+class TaskRunnerError(RiverrunError):
+    """A task runner could not run a task (its worker died, its result could not be
+    sent back, its cluster went away)."""
 
 
 class EngineSignal(BaseException):

@@ -9,12 +9,22 @@ Example:
 from __future__ import annotations
 
 import concurrent.futures
+import sys
 from collections.abc import Iterable, Iterator
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from riverrun.states import Pending, State
 
-__all__ = ["DoneAndNotDoneFutures", "RiverrunFuture", "as_completed", "wait"]
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = [
+    "DoneAndNotDoneFutures",
+    "RiverrunFuture",
+    "RiverrunFutureList",
+    "as_completed",
+    "wait",
+]
 
 R = TypeVar("R")
 
@@ -27,12 +37,22 @@ class RiverrunFuture(Generic[R]):
         name: the task's name.
     """
 
-    __slots__ = ("_future", "name", "observed", "task_run_id")
+    __slots__ = ("_future", "_loop", "name", "observed", "task_run_id")
 
-    def __init__(self, future: concurrent.futures.Future[State], *, task_run_id: str, name: str):
+    def __init__(
+        self,
+        future: concurrent.futures.Future[State],
+        *,
+        task_run_id: str,
+        name: str,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ):
         self._future = future
         self.task_run_id = task_run_id
         self.name = name
+        # The event loop an async task runs on, when it was submitted from async code:
+        # blocking that loop's thread to wait for it would wait forever.
+        self._loop = loop
         # Set once a caller has looked at the outcome, so the flow knows whether a
         # failure was handled or must fail the flow.
         self.observed = False
@@ -53,6 +73,7 @@ class RiverrunFuture(Generic[R]):
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the task run finishes or ``timeout`` seconds pass."""
+        self._check_not_blocking_own_loop("wait()")
         concurrent.futures.wait([self._future], timeout=timeout)
 
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> R:
@@ -61,6 +82,8 @@ class RiverrunFuture(Generic[R]):
         Raises:
             TimeoutError: the run did not finish within ``timeout`` seconds.
         """
+        if not self._future.done():
+            self._check_not_blocking_own_loop("result()")
         state = self._final_state(timeout)
         self.observed = True
         return state.result(raise_on_failure=raise_on_failure)  # type: ignore[no-any-return]
@@ -71,6 +94,17 @@ class RiverrunFuture(Generic[R]):
 
         await asyncio.wait_for(asyncio.wrap_future(self._future), timeout)
         return self.result(raise_on_failure=raise_on_failure)
+
+    def _check_not_blocking_own_loop(self, what: str) -> None:
+        if self._loop is None or self._future.done():
+            return
+        asyncio = sys.modules["asyncio"]
+        if asyncio._get_running_loop() is self._loop:
+            raise RuntimeError(
+                f"{what} on the future of async task run {self.name!r} would block the event "
+                "loop that task runs on; in async code use `await future.aresult()` or "
+                "`await asyncio.gather(*(f.aresult() for f in futures))`"
+            )
 
     def _final_state(self, timeout: float | None) -> State:
         try:
@@ -86,6 +120,28 @@ class RiverrunFuture(Generic[R]):
         return self._future
 
 
+class RiverrunFutureList(list[RiverrunFuture[R]]):
+    """The futures ``task.map`` returns, in the order of its inputs."""
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until every task run finishes or ``timeout`` seconds pass."""
+        wait(self, timeout)
+
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[R]:
+        """Every task's return value, in order; raises the first failure's exception.
+
+        Raises:
+            TimeoutError: not every run finished within ``timeout`` seconds.
+        """
+        not_done = wait(self, timeout).not_done
+        if not_done:
+            raise TimeoutError(
+                f"{len(not_done)} of {len(self)} task runs did not finish within "
+                f"{timeout} second(s)"
+            )
+        return [future.result(raise_on_failure=raise_on_failure) for future in self]
+
+
 class DoneAndNotDoneFutures(NamedTuple):
     done: set[RiverrunFuture[Any]]
     not_done: set[RiverrunFuture[Any]]
@@ -96,6 +152,8 @@ def wait(
 ) -> DoneAndNotDoneFutures:
     """Wait until every future is done or ``timeout`` passes; return both sets."""
     by_inner = {future.concurrent_future: future for future in futures}
+    for future in by_inner.values():
+        future._check_not_blocking_own_loop("wait()")
     done, not_done = concurrent.futures.wait(by_inner, timeout=timeout)
     return DoneAndNotDoneFutures({by_inner[f] for f in done}, {by_inner[f] for f in not_done})
 
@@ -105,5 +163,7 @@ def as_completed(
 ) -> Iterator[RiverrunFuture[R]]:
     """Yield the futures as their task runs finish, first finished first."""
     by_inner = {future.concurrent_future: future for future in futures}
+    for future in by_inner.values():
+        future._check_not_blocking_own_loop("as_completed()")
     for inner in concurrent.futures.as_completed(by_inner, timeout=timeout):
         yield by_inner[inner]

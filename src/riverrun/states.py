@@ -27,6 +27,7 @@ __all__ = [
     "Crashed",
     "Failed",
     "Late",
+    "NotReady",
     "Paused",
     "Pending",
     "Retrying",
@@ -186,6 +187,11 @@ def Cached(message: str | None = None, *, data: Any = None) -> State:
 
 def Failed(message: str | None = None, *, data: Any = _NO_DATA) -> State:
     return State(StateType.FAILED, message=message, data=data)
+
+
+def NotReady(message: str | None = None, *, data: Any = _NO_DATA) -> State:
+    """A task that never ran because an upstream task did not complete."""
+    return State(StateType.FAILED, "NotReady", message=message, data=data)
 
 
 def TimedOut(message: str | None = None, *, data: Any = _NO_DATA) -> State:

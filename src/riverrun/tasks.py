@@ -12,7 +12,7 @@ from riverrun.orchestration import RetryDelaySeconds, RetryPolicy, normalise_del
 if TYPE_CHECKING:
     from riverrun.context import TaskRunContext
     from riverrun.engine.parameters import Binder
-    from riverrun.futures import RiverrunFuture
+    from riverrun.futures import RiverrunFuture, RiverrunFutureList
     from riverrun.states import State
     from riverrun.store.protocol import TaskRun
 
@@ -196,13 +196,38 @@ class Task(Generic[P, R]):
         from riverrun.engine.task_engine import call_task
 
         return_state = kwargs.pop("return_state", False)
-        return call_task(self, args, kwargs, return_state=return_state)
+        wait_for = self._pop_wait_for(kwargs)
+        return call_task(self, args, kwargs, return_state=return_state, wait_for=wait_for)
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> RiverrunFuture[Any]:
-        """Start the task in the flow's task runner and return a future at once."""
-        from riverrun.engine.task_engine import submit_task
+        """Start the task in the flow's task runner and return a future at once.
 
-        return submit_task(self, args, kwargs)
+        Futures among the arguments (also inside lists, dicts, tuples and dataclasses)
+        make the run wait for them and receive their results; ``wait_for=[future, ...]``
+        adds dependencies without passing data.
+        """
+        from riverrun.engine.submission import submit_task
+
+        return submit_task(self, args, kwargs, self._pop_wait_for(kwargs))
+
+    def map(self, *args: Any, **kwargs: Any) -> RiverrunFutureList[Any]:
+        """Submit one run per item of the iterable arguments, zipped together.
+
+        Wrap an argument in ``unmapped(...)`` to pass it whole to every run.
+
+        Example:
+            >>> add.map([1, 2, 3], unmapped(10)).result()
+            [11, 12, 13]
+        """
+        from riverrun.engine.submission import map_task
+
+        return map_task(self, args, kwargs, self._pop_wait_for(kwargs))
+
+    def _pop_wait_for(self, kwargs: dict[str, Any]) -> Any:
+        # A task with its own parameter named wait_for keeps it.
+        if "wait_for" in kwargs and "wait_for" not in self.signature.parameters:
+            return kwargs.pop("wait_for")
+        return None
 
 
 @overload

@@ -137,6 +137,7 @@ def flow_run_loop(
         log_prints=log_prints,
         is_async=flow.is_async,
         task_runner=flow.task_runner.duplicate(),
+        reuse_completed=bool(flow.policy.retries),
     )
     flow_token = flow_run_context.set(context)
     task_token = task_run_context.set(None)
@@ -216,15 +217,21 @@ def _run(
             yield from run_hooks(flow.on_running_hooks, (flow, flow_run, running), logger)
             outcome = yield Call(flow.fn, args, kwargs, flow.policy.timeout_seconds)
             assert outcome is not None
-            submitted, context.futures = context.futures, []
+            pending, total = context.take_futures()
+            submitted: list[RiverrunFuture[Any]] = []
             if outcome.timed_out:
                 # Tasks not started yet never will be; running ones finish on their own.
-                for future in submitted:
+                for future in pending:
                     future.concurrent_future.cancel()
-            elif submitted:
-                yield Wait(tuple(future.concurrent_future for future in submitted))
+            else:
+                # Tasks still running may submit more: wait until none is left.
+                while pending:
+                    submitted.extend(pending)
+                    yield Wait(tuple(future.concurrent_future for future in pending))
+                    pending, more = context.take_futures()
+                    total += more
             if outcome.error is None:
-                state = _returned_state(outcome.value, submitted)
+                state = _returned_state(outcome.value, submitted, total)
                 if not state.is_failed():
                     return state
                 error: BaseException = (
@@ -258,11 +265,13 @@ def _run(
         return failure_state("Flow", error)
 
 
-def _returned_state(value: Any, submitted: list[RiverrunFuture[Any]]) -> State:
+def _returned_state(value: Any, submitted: list[RiverrunFuture[Any]], total: int) -> State:
     """The flow's state when its body returned ``value``.
 
     A returned ``State`` is the flow's state. Otherwise the flow completed, unless a task
     it submitted failed and the body never looked at that future (so never handled it).
+    ``submitted`` holds the futures that were unfinished or failed when the body
+    returned; ``total`` counts every task submitted in this attempt.
     """
     if isinstance(value, State):
         if value.is_final():
@@ -280,13 +289,13 @@ def _returned_state(value: Any, submitted: list[RiverrunFuture[Any]]) -> State:
         if future.observed:
             continue
         inner = future.concurrent_future
-        if inner.exception() is not None or inner.result().is_failed():
+        if inner.exception() is not None or not inner.result().is_completed():
             unhandled.append(future)
     if unhandled:
         first = unhandled[0].concurrent_future
         problem = first.exception() or first.result().data
         return Failed(
-            f"{len(unhandled)}/{len(submitted)} states failed.",
+            f"{len(unhandled)}/{total} states failed.",
             data=problem if isinstance(problem, BaseException) else None,
         )
     return Completed(data=value)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +14,7 @@ from riverrun.context import (
     flow_run_context,
     task_run_context,
 )
-from riverrun.engine import results
+from riverrun.engine.caching import MISS, cache_key, read_cache, write_cache
 from riverrun.engine.core import (
     attempt_error,
     describe,
@@ -25,16 +25,10 @@ from riverrun.engine.core import (
     retry_pause,
     run_hooks,
 )
-from riverrun.engine.effects import (
-    Call,
-    RunLoop,
-    drive_async,
-    drive_sync,
-    run_coroutine_sync,
-)
+from riverrun.engine.dependencies import Upstreams, find_upstreams, resolve
+from riverrun.engine.effects import Call, RunLoop, drive_async, drive_sync, run_coroutine_sync
 from riverrun.engine.parameters import Binder
 from riverrun.logging import (
-    RunLogger,
     flush_console,
     install_print_hook,
     print_target,
@@ -43,25 +37,118 @@ from riverrun.logging import (
 )
 from riverrun.names import generate_task_run_name, new_id
 from riverrun.states import Cached, Completed, Failed, Pending, Retrying, Running, State
-from riverrun.store.protocol import CacheEntry, TaskRun
+from riverrun.store.protocol import TaskRun
 
 if TYPE_CHECKING:
-    from riverrun.futures import RiverrunFuture
     from riverrun.tasks import Task
 
-__all__ = ["call_task", "dispatch", "submit_task", "task_run_loop"]
+__all__ = [
+    "TaskCall",
+    "call_task",
+    "dispatch",
+    "prepare_call",
+    "record_not_ready",
+    "record_pending",
+    "run_call",
+    "task_run_loop",
+]
 
-_MISS = object()
+
+@dataclass(slots=True, eq=False)
+class TaskCall:
+    """One task run, decided before it starts: its arguments, record and logger label.
+
+    ``encode_result`` is set when the run happens in another process: a result is
+    serialised as soon as the body returns (kept in ``encoded_result``), so one that
+    cannot be sent back fails the run instead of being recorded as Completed.
+    """
+
+    task: Task[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    parameters: dict[str, Any]
+    task_run: TaskRun
+    label: str
+    log_prints: bool
+    flow_context: FlowRunContext | None
+    reuse_key: tuple[str, int]
+    encode_result: Callable[[Any], bytes] | None = None
+    encoded_result: bytes | None = None
 
 
 def call_task(
-    task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, return_state: bool
+    task: Task[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    return_state: bool,
+    wait_for: Any = None,
 ) -> Any:
-    """Run ``task`` now. Async tasks give a coroutine where the caller can await it."""
+    """Run ``task`` now. Async tasks give a coroutine where the caller can await it.
+
+    Futures among the arguments are waited for first and replaced by their results.
+    """
     flow_context = flow_run_context.get()
-    call_index = _call_index(task, flow_context)
-    loop = task_run_loop(task, args, kwargs, flow_context, call_index, new_id())
+    call_index = next_call_index(task, flow_context)
+    task_run_id = new_id()
+    upstreams = find_upstreams(args, kwargs, wait_for) if args or kwargs or wait_for else None
+    if upstreams is not None:
+        if task.is_async and caller_is_async():
+            return _await_upstreams_then_run(
+                task, args, kwargs, flow_context, call_index, task_run_id, upstreams, return_state
+            )
+        _wait_sync(upstreams)
+        resolved = resolve(args, kwargs, upstreams)
+        if isinstance(resolved, State):
+            state = record_not_ready(
+                task, args, kwargs, flow_context, call_index, task_run_id, upstreams, resolved
+            )
+            return state if return_state else state.result()
+        args, kwargs = resolved
+    loop = task_run_loop(
+        task,
+        args,
+        kwargs,
+        flow_context,
+        call_index,
+        task_run_id,
+        upstreams.ids if upstreams else None,
+    )
     return dispatch(loop, is_async=task.is_async, return_state=return_state)
+
+
+def _wait_sync(upstreams: Upstreams) -> None:
+    import concurrent.futures
+
+    for future in upstreams.futures.values():
+        future._check_not_blocking_own_loop("calling a task with it")
+    concurrent.futures.wait([future.concurrent_future for future in upstreams.futures.values()])
+
+
+async def _await_upstreams_then_run(
+    task: Task[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    flow_context: FlowRunContext | None,
+    call_index: int,
+    task_run_id: str,
+    upstreams: Upstreams,
+    return_state: bool,
+) -> Any:
+    import asyncio
+
+    await asyncio.wait(
+        [asyncio.wrap_future(f.concurrent_future) for f in upstreams.futures.values()]
+    )
+    resolved = resolve(args, kwargs, upstreams)
+    if isinstance(resolved, State):
+        state = record_not_ready(
+            task, args, kwargs, flow_context, call_index, task_run_id, upstreams, resolved
+        )
+    else:
+        loop = task_run_loop(task, *resolved, flow_context, call_index, task_run_id, upstreams.ids)
+        state = await drive_async(loop)
+    return state if return_state else state.result()
 
 
 def dispatch(loop: RunLoop[State], *, is_async: bool, return_state: bool) -> Any:
@@ -73,14 +160,14 @@ def dispatch(loop: RunLoop[State], *, is_async: bool, return_state: bool) -> Any
     """
     if not is_async:
         state = drive_sync(loop)
-    elif _caller_is_async():
+    elif caller_is_async():
         return _await_state(loop, return_state)
     else:
         state = run_coroutine_sync(drive_async(loop))
     return state if return_state else state.result()
 
 
-def _caller_is_async() -> bool:
+def caller_is_async() -> bool:
     # Outside any run, calling an async function gives a coroutine, as in plain Python;
     # inside a run, the enclosing body's kind decides.
     enclosing: TaskRunContext | FlowRunContext | None = (
@@ -94,37 +181,10 @@ async def _await_state(loop: RunLoop[State], return_state: bool) -> Any:
     return state if return_state else state.result()
 
 
-def _call_index(task: Task[..., Any], flow_context: FlowRunContext | None) -> int:
+def next_call_index(task: Task[..., Any], flow_context: FlowRunContext | None) -> int:
     # Taken in call order on the caller's thread, so a flow retry that makes the same
     # calls gets the same indexes (and reuses what already completed).
     return 0 if flow_context is None else flow_context.next_call_index(task.key)
-
-
-def submit_task(
-    task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> RiverrunFuture[Any]:
-    """Start ``task`` on the flow's task runner (or a shared one outside flows)."""
-    from riverrun.futures import RiverrunFuture
-    from riverrun.task_runners import default_task_runner
-
-    flow_context = flow_run_context.get()
-    runner = flow_context.task_runner if flow_context is not None else default_task_runner()
-    task_run_id = new_id()
-    loop = task_run_loop(
-        task, args, kwargs, flow_context, _call_index(task, flow_context), task_run_id
-    )
-    body: Callable[[], State]
-    if task.is_async:
-        # The coroutine is made on the worker, so a task cancelled before it starts
-        # leaves no coroutine behind that was never awaited.
-        body = lambda: run_coroutine_sync(drive_async(loop))  # noqa: E731
-    else:
-        body = lambda: drive_sync(loop)  # noqa: E731
-    future = runner.submit(contextvars.copy_context().run, body)
-    wrapped: RiverrunFuture[Any] = RiverrunFuture(future, task_run_id=task_run_id, name=task.name)
-    if flow_context is not None:
-        flow_context.futures.append(wrapped)
-    return wrapped
 
 
 def _run_name(task: Task[..., Any], parameters: dict[str, Any]) -> tuple[str, str]:
@@ -143,15 +203,21 @@ def _inherited_log_prints(task: Task[..., Any], flow_context: FlowRunContext | N
     return enclosing.log_prints if enclosing is not None else False
 
 
-def task_run_loop(
+def prepare_call(
     task: Task[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     flow_context: FlowRunContext | None,
     call_index: int,
     task_run_id: str,
-) -> RunLoop[State]:
-    """One task run, from Pending to a final state, as a generator of effects."""
+    upstream_ids: list[str] | None = None,
+) -> TaskCall | State:
+    """Bind the arguments and build the run's record; or, when a retry of the flow
+    makes a call that already completed, that call's state.
+
+    Raises:
+        TypeError: the arguments do not fit the task's signature.
+    """
     binder = task.binder
     if binder is None:
         binder = task.binder = Binder(task.signature, f"Task {task.name!r}")
@@ -161,70 +227,130 @@ def task_run_loop(
         earlier = flow_context.reused(reuse_key, parameters)
         if earlier is not None:
             return earlier
-    if flow_context is None:
-        store = flow_run_id = None
-        setup_logging()
-    else:
-        store, flow_run_id = flow_context.store, flow_context.flow_run.id
     name, label = _run_name(task, parameters)
     task_run = TaskRun(
         id=task_run_id,
         name=name,
         task_name=task.name,
-        flow_run_id=flow_run_id,
+        flow_run_id=flow_context.flow_run.id if flow_context is not None else None,
         dynamic_key=call_index,
         tags=list(dict.fromkeys((*current_tags(), *task.tags))),
         created=datetime.now(UTC),
+        upstream_task_run_ids=upstream_ids or [],
     )
+    return TaskCall(
+        task=task,
+        args=args,
+        kwargs=kwargs,
+        parameters=parameters,
+        task_run=task_run,
+        label=label,
+        log_prints=_inherited_log_prints(task, flow_context),
+        flow_context=flow_context,
+        reuse_key=reuse_key,
+    )
+
+
+def record_pending(call: TaskCall) -> None:
+    """Record the run as Pending (outside a flow there is no history; logs go to the
+    console only)."""
+    call.task_run.state = Pending()
+    if call.flow_context is None:
+        setup_logging()
+    else:
+        call.flow_context.store.record_task_run(call.task_run)
+
+
+def record_not_ready(
+    task: Task[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    flow_context: FlowRunContext | None,
+    call_index: int,
+    task_run_id: str,
+    upstreams: Upstreams,
+    state: State,
+) -> State:
+    """Record a run that never starts because an upstream did not complete."""
+    call = prepare_call(task, args, kwargs, flow_context, call_index, task_run_id, upstreams.ids)
+    if isinstance(call, State):
+        return call
+    record_pending(call)
+    store = flow_context.store if flow_context is not None else None
     logger = run_logger(
-        "riverrun.task_runs", f"Task run {label!r}", store, flow_run_id, task_run.id
+        "riverrun.task_runs",
+        f"Task run {call.label!r}",
+        store,
+        call.task_run.flow_run_id,
+        task_run_id,
     )
-    log_prints = _inherited_log_prints(task, flow_context)
+    propose(store, call.task_run, state)
+    log_final(logger, state)
+    return state
+
+
+def task_run_loop(
+    task: Task[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    flow_context: FlowRunContext | None,
+    call_index: int,
+    task_run_id: str,
+    upstream_ids: list[str] | None = None,
+) -> RunLoop[State]:
+    """One task run, from Pending to a final state, as a generator of effects."""
+    call = prepare_call(task, args, kwargs, flow_context, call_index, task_run_id, upstream_ids)
+    if isinstance(call, State):
+        return call
+    record_pending(call)
+    return (yield from run_call(call))
+
+
+def run_call(call: TaskCall) -> RunLoop[State]:
+    """Run a prepared, recorded call to its final state."""
+    task, task_run, flow_context = call.task, call.task_run, call.flow_context
+    store = flow_context.store if flow_context is not None else None
+    logger = run_logger(
+        "riverrun.task_runs", f"Task run {call.label!r}", store, task_run.flow_run_id, task_run.id
+    )
     context = TaskRunContext(
         task=task,
         task_run=task_run,
-        parameters=parameters,
+        parameters=call.parameters,
         logger=logger,
-        log_prints=log_prints,
+        log_prints=call.log_prints,
         is_async=task.is_async,
         flow_run_context=flow_context,
     )
     if flow_context is not None:
-        task_run.cache_key = _cache_key(task, context, logger)
-    task_run.state = Pending()
-    if store is not None:
-        store.record_task_run(task_run)
-    if log_prints:
+        task_run.cache_key = cache_key(task, context, logger)
+    if call.log_prints:
         install_print_hook()
     context_token = task_run_context.set(context)
-    print_token = print_target.set(logger if log_prints else None)
+    print_token = print_target.set(logger if call.log_prints else None)
     try:
-        state = yield from _run(task, args, kwargs, context, label)
+        state = yield from _run(call, context)
     finally:
         print_target.reset(print_token)
         task_run_context.reset(context_token)
         if flow_context is None:
             flush_console()
     if state.is_completed() and flow_context is not None:
-        flow_context.remember(reuse_key, state, parameters)
+        flow_context.remember(call.reuse_key, state, call.parameters)
     return state
 
 
-def _run(
-    task: Task[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    context: TaskRunContext,
-    label: str,
-) -> RunLoop[State]:
+def _run(call: TaskCall, context: TaskRunContext) -> RunLoop[State]:
+    task, label = call.task, call.label
+    args, kwargs = call.args, call.kwargs
     task_run, logger = context.task_run, context.logger
     flow_context = context.flow_run_context
     store = flow_context.store if flow_context is not None else None
     state: State | None = None
     if task_run.cache_key is not None and not task.refresh_cache:
         assert flow_context is not None
-        value = _read_cache(flow_context, task_run.cache_key, logger)
-        if value is not _MISS:
+        value = read_cache(flow_context, task_run.cache_key, logger)
+        if value is not MISS:
             state = Cached(data=value)
     condition = None
     if task.retry_condition_fn is not None:
@@ -239,7 +365,7 @@ def _run(
             outcome = yield Call(task.fn, args, kwargs, task.policy.timeout_seconds)
             assert outcome is not None
             if outcome.error is None:
-                state = Completed(data=outcome.value)
+                state = _completed(call, outcome.value)
                 break
             error = attempt_error(outcome, f"Task run {label!r}", task.policy)
             if isinstance(error, Exception) and (
@@ -260,7 +386,7 @@ def _run(
         state = failure_state("Task", error)
     if state.is_completed() and state.name != "Cached" and task_run.cache_key is not None:
         assert flow_context is not None
-        _write_cache(task, flow_context, task_run.cache_key, state.data, logger)
+        write_cache(task, flow_context, task_run.cache_key, state.data, logger)
     failure = state.data if isinstance(state.data, BaseException) else None
     if failure is not None:
         logger.error(
@@ -278,48 +404,17 @@ def _run(
     return state
 
 
-def _cache_key(task: Task[..., Any], context: TaskRunContext, logger: RunLogger) -> str | None:
-    if task.cache_key_fn is None:
-        return None
+def _completed(call: TaskCall, value: Any) -> State:
+    if call.encode_result is None:
+        return Completed(data=value)
     try:
-        key = task.cache_key_fn(context, dict(context.parameters))
+        call.encoded_result = call.encode_result(value)
     except Exception as error:
-        logger.warning("cache_key_fn raised %s; this run is not cached", describe(error))
-        return None
-    if key is not None and not isinstance(key, str):
-        logger.warning("cache_key_fn returned %r, not a string; this run is not cached", key)
-        return None
-    return key
+        from riverrun.exceptions import TaskRunnerError
 
-
-def _read_cache(flow_context: FlowRunContext, key: str, logger: RunLogger) -> Any:
-    entry = flow_context.store.read_cache_entry(key)
-    if entry is None:
-        return _MISS
-    if entry.expiration is not None and entry.expiration <= datetime.now(UTC):
-        return _MISS
-    try:
-        return results.read_result(flow_context.settings.home, entry.location)
-    except FileNotFoundError:
-        return _MISS
-    except Exception as error:
-        logger.warning("Cached result for key %s is unreadable (%s); running", key, error)
-        return _MISS
-
-
-def _write_cache(
-    task: Task[..., Any], flow_context: FlowRunContext, key: str, value: Any, logger: RunLogger
-) -> None:
-    now = datetime.now(UTC)
-    try:
-        location = results.write_result(flow_context.settings.home, key, value)
-        flow_context.store.write_cache_entry(
-            CacheEntry(
-                key=key,
-                location=location,
-                expiration=now + task.cache_expiration if task.cache_expiration else None,
-                created=now,
-            )
+        problem = TaskRunnerError(
+            f"The result of task run {call.label!r} ({type(value).__name__}) cannot be sent "
+            f"back to the flow: {describe(error)}"
         )
-    except Exception as error:
-        logger.warning("Could not cache the result (%s); it will be computed again", error)
+        return failure_state("Task", problem)
+    return Completed(data=value)

@@ -58,16 +58,25 @@ def _batch(events: list[tuple[int, Any]]) -> repository.Batch:
             if first_state is not None:
                 batch.states.append(first_state)
         elif tag == _STATE:
-            kind, run_id, state, run_count, start_time, end_time = payload
-            message = _text(state.message)
-            batch.states.append(repository.state_row(run_id, kind, state, message))
+            kind, run_id, state_type, name, message, timestamp, run_count, start, end = payload
+            message = _text(message)
+            batch.states.append(
+                {
+                    "run_id": run_id,
+                    "run_kind": kind,
+                    "type": state_type,
+                    "name": name,
+                    "message": message,
+                    "timestamp": timestamp,
+                }
+            )
             columns = {
-                "state_type": state.type.value,
-                "state_name": state.name,
+                "state_type": state_type,
+                "state_name": name,
                 "state_message": message,
                 "run_count": run_count,
-                "start_time": start_time,
-                "end_time": end_time,
+                "start_time": start,
+                "end_time": end,
             }
             new_row = created.get(run_id) if kind == "task" else None
             if new_row is not None:
@@ -137,9 +146,25 @@ class EmbeddedStore:
         self._enqueue((_TASK_RUN, (repository.task_run_row(run), first_state)))
 
     def set_state(self, run: FlowRun | TaskRun, state: State) -> None:
-        # Only a snapshot is taken here; rows are built by the flusher, off the hot path.
+        # Only a snapshot is taken here (never the state's data: a result must not live
+        # on in the queue); rows are built by the flusher, off the hot path.
         kind = "task" if type(run) is TaskRun else "flow"
-        self._enqueue((_STATE, (kind, run.id, state, run.run_count, run.start_time, run.end_time)))
+        self._enqueue(
+            (
+                _STATE,
+                (
+                    kind,
+                    run.id,
+                    state.type.value,
+                    state.name,
+                    state.message,
+                    state.timestamp,
+                    run.run_count,
+                    run.start_time,
+                    run.end_time,
+                ),
+            )
+        )
 
     def record_log(self, entry: LogEntry) -> None:
         self._enqueue((_LOG, entry))

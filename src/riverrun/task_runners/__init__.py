@@ -3,6 +3,15 @@
 A flow run gets its own runner (``duplicate()`` of the one it was decorated with); the
 runner starts its workers on the first ``submit`` and is shut down when the run ends,
 after every submitted task has finished.
+
+- ``ThreadPoolTaskRunner`` (the default) runs tasks on threads of the flow's process.
+- ``ProcessPoolTaskRunner`` runs them in worker processes (CPU-bound work).
+- ``riverrun.dask.DaskTaskRunner`` (``pip install riverrun[dask]``) runs them on a
+  Dask cluster, local or remote.
+
+A *remote* runner (processes, Dask) receives each task run as one serialised call of
+``riverrun.engine.remote.execute_remote``; the task's states and log lines come back
+with its result and are recorded by the flow's process.
 """
 
 from __future__ import annotations
@@ -15,14 +24,23 @@ if TYPE_CHECKING:
     # Imported when the first task is submitted, not with riverrun.
     from concurrent.futures import Future, ThreadPoolExecutor
 
-__all__ = ["TaskRunner", "ThreadPoolTaskRunner", "default_task_runner"]
+    from riverrun.task_runners.process import ProcessPoolTaskRunner
+
+__all__ = ["ProcessPoolTaskRunner", "TaskRunner", "ThreadPoolTaskRunner", "default_task_runner"]
 
 T = TypeVar("T")
 _DEFAULT_WORKERS = 32
 
 
 class TaskRunner(Protocol):
-    """Runs submitted callables somewhere and hands back concurrent futures."""
+    """Runs submitted callables somewhere and hands back concurrent futures.
+
+    Attributes:
+        remote: true when callables run in other processes (they must be picklable).
+    """
+
+    @property
+    def remote(self) -> bool: ...
 
     def duplicate(self) -> TaskRunner:
         """A fresh runner with the same configuration, for one flow run."""
@@ -40,6 +58,8 @@ class ThreadPoolTaskRunner:
         max_workers: the pool's size; ``None`` means 32. Tasks mostly wait on I/O, so
             the pool is wider than the core count; threads start only as needed.
     """
+
+    remote = False
 
     def __init__(self, max_workers: int | None = None) -> None:
         if max_workers is not None and max_workers < 1:
@@ -85,3 +105,12 @@ def default_task_runner() -> ThreadPoolTaskRunner:
         if _default is None:
             _default = ThreadPoolTaskRunner()
         return _default
+
+
+def __getattr__(name: str) -> Any:
+    # The process runner is imported on first use, keeping `import riverrun` light.
+    if name == "ProcessPoolTaskRunner":
+        from riverrun.task_runners.process import ProcessPoolTaskRunner
+
+        return ProcessPoolTaskRunner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
