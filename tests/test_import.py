@@ -8,7 +8,18 @@ import sys
 
 import riverrun
 
-HEAVY = ("fastapi", "uvicorn", "starlette", "alembic", "riverrun.server", "sqlalchemy", "pydantic")
+HEAVY = (
+    "fastapi",
+    "uvicorn",
+    "starlette",
+    "alembic",
+    "riverrun.server",
+    "sqlalchemy",
+    "pydantic",
+    "cloudpickle",
+    "distributed",
+    "multiprocessing",
+)
 
 
 def test_import_loads_nothing_heavy() -> None:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from riverrun.flows import Flow
     from riverrun.futures import RiverrunFuture
     from riverrun.logging import RunLogger
@@ -65,6 +67,8 @@ class FlowRunContext:
     counters: dict[str, Iterator[int]] = field(default_factory=dict)
     futures: dict[str, RiverrunFuture[Any]] = field(default_factory=dict)
     submitted: int = 0
+    unfinished: int = 0
+    _idle: Future[None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def track(self, future: RiverrunFuture[Any]) -> None:
@@ -73,15 +77,41 @@ class FlowRunContext:
         key = future.task_run_id
         with self._lock:
             self.submitted += 1
+            self.unfinished += 1
             self.futures[key] = future
         future.concurrent_future.add_done_callback(lambda inner: self._settled(key, inner))
 
-    def _settled(self, key: str, inner: Any) -> None:
-        if inner.cancelled() or (inner.exception() is None and inner.result().is_completed()):
-            self.futures.pop(key, None)
+    def _settled(self, key: str, inner: Future[State]) -> None:
+        keep = not inner.cancelled() and (
+            inner.exception() is not None or not inner.result().is_completed()
+        )
+        with self._lock:
+            if not keep:
+                self.futures.pop(key, None)
+            self.unfinished -= 1
+            idle = self._idle if self.unfinished == 0 else None
+            if idle is not None:
+                self._idle = None
+        if idle is not None:
+            idle.set_result(None)
+
+    def all_done(self) -> Future[None]:
+        """A future that is done once every tracked task run has finished (also those
+        submitted meanwhile by running tasks). Waiting on it holds no results."""
+        from concurrent.futures import Future
+
+        with self._lock:
+            if self.unfinished == 0:
+                done: Future[None] = Future()
+                done.set_result(None)
+                return done
+            if self._idle is None:
+                self._idle = Future()
+            return self._idle
 
     def take_futures(self) -> tuple[list[RiverrunFuture[Any]], int]:
-        """The tracked futures and the count submitted in this attempt; starts afresh."""
+        """The tracked futures (unfinished or failed) and the count submitted since the
+        last call; starts afresh."""
         with self._lock:
             futures, self.futures = list(self.futures.values()), {}
             submitted, self.submitted = self.submitted, 0

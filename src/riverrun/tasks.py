@@ -199,12 +199,13 @@ class Task(Generic[P, R]):
         wait_for = self._pop_wait_for(kwargs)
         return call_task(self, args, kwargs, return_state=return_state, wait_for=wait_for)
 
-    def submit(self, *args: P.args, **kwargs: P.kwargs) -> RiverrunFuture[Any]:
+    def submit(self, *args: Any, **kwargs: Any) -> RiverrunFuture[Any]:
         """Start the task in the flow's task runner and return a future at once.
 
         Futures among the arguments (also inside lists, dicts, tuples and dataclasses)
         make the run wait for them and receive their results; ``wait_for=[future, ...]``
-        adds dependencies without passing data.
+        adds dependencies without passing data. (Arguments are typed ``Any`` because a
+        future may stand in for any parameter.)
         """
         from riverrun.engine.submission import submit_task
 

@@ -217,21 +217,16 @@ def _run(
             yield from run_hooks(flow.on_running_hooks, (flow, flow_run, running), logger)
             outcome = yield Call(flow.fn, args, kwargs, flow.policy.timeout_seconds)
             assert outcome is not None
-            pending, total = context.take_futures()
-            submitted: list[RiverrunFuture[Any]] = []
             if outcome.timed_out:
                 # Tasks not started yet never will be; running ones finish on their own.
-                for future in pending:
+                for future in list(context.futures.values()):
                     future.concurrent_future.cancel()
             else:
-                # Tasks still running may submit more: wait until none is left.
-                while pending:
-                    submitted.extend(pending)
-                    yield Wait(tuple(future.concurrent_future for future in pending))
-                    pending, more = context.take_futures()
-                    total += more
+                # Also waits for tasks that running tasks submit meanwhile.
+                yield Wait((context.all_done(),))
+            failed, total = context.take_futures()
             if outcome.error is None:
-                state = _returned_state(outcome.value, submitted, total)
+                state = _returned_state(outcome.value, failed, total)
                 if not state.is_failed():
                     return state
                 error: BaseException = (
@@ -265,13 +260,13 @@ def _run(
         return failure_state("Flow", error)
 
 
-def _returned_state(value: Any, submitted: list[RiverrunFuture[Any]], total: int) -> State:
+def _returned_state(value: Any, failed: list[RiverrunFuture[Any]], total: int) -> State:
     """The flow's state when its body returned ``value``.
 
     A returned ``State`` is the flow's state. Otherwise the flow completed, unless a task
     it submitted failed and the body never looked at that future (so never handled it).
-    ``submitted`` holds the futures that were unfinished or failed when the body
-    returned; ``total`` counts every task submitted in this attempt.
+    ``failed`` holds the submitted futures that did not complete; ``total`` counts every
+    task submitted in this attempt.
     """
     if isinstance(value, State):
         if value.is_final():
@@ -285,7 +280,7 @@ def _returned_state(value: Any, submitted: list[RiverrunFuture[Any]], total: int
             return State(state.type, state.name, message=state.message, data=state.data)
         value = state.result()
     unhandled = []
-    for future in submitted:
+    for future in failed:
         if future.observed:
             continue
         inner = future.concurrent_future

@@ -190,12 +190,7 @@ def execute_remote(payload: bytes) -> bytes:
 
 def _finish_nested(flow_context: FlowRunContext) -> None:
     # Tasks the task submitted itself finish before its events are sent back.
-    while True:
-        futures, _ = flow_context.take_futures()
-        if not futures:
-            break
-        for future in futures:
-            future.concurrent_future.exception()
+    flow_context.all_done().result()
     flow_context.task_runner.shutdown(wait=True)
 
 
