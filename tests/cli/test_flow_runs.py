@@ -35,7 +35,7 @@ def load(rows: list[int]) -> int:
 
 @flow
 def etl(source: str, batch_size: int = 10) -> int:
-    return load(extract(source))
+    return load.submit(extract.submit(source)).result()  # type: ignore[no-any-return]
 
 
 @flow
@@ -205,11 +205,19 @@ def test_inspect_shows_parameters_states_and_task_runs(store: RunStore, capsys: 
     assert transitions[-1] == ["COMPLETED", "Completed"]
     assert all(re.match(rf"  {START}\.\d{{3}}  ", line) for line in history[1:])
     task_lines = out.split("Task runs:\n")[1].splitlines()
-    assert task_lines[0].split() == ["NAME", "TASK", "STATE", "START", "DURATION", "SUBFLOW", "RUN"]
-    assert [line.split()[1:3] for line in task_lines[1:]] == [
-        ["extract", "Completed"],
-        ["load", "Completed"],
+    assert re.split(r"\s{2,}", task_lines[0].strip()) == [
+        "NAME",
+        "TASK",
+        "STATE",
+        "START",
+        "DURATION",
+        "WAITED FOR",
+        "SUBFLOW RUN",
     ]
+    rows = [re.split(r"\s{2,}", line.strip()) for line in task_lines[1:]]
+    assert [row[1:3] for row in rows] == [["extract", "Completed"], ["load", "Completed"]]
+    assert rows[0][5] == "-"
+    assert rows[1][5] == rows[0][0]  # load waited for extract's run
 
 
 def test_inspect_failed_run_shows_the_message(store: RunStore, capsys: Capture) -> None:

@@ -187,9 +187,10 @@ def render_flow_run(
 
     lines += ["", "Task runs:"]
     if task_runs:
+        names = {task_run.id: task_run.name for task_run in task_runs}
         lines.append(
             table(
-                ["NAME", "TASK", "STATE", "START", "DURATION", "SUBFLOW RUN"],
+                ["NAME", "TASK", "STATE", "START", "DURATION", "WAITED FOR", "SUBFLOW RUN"],
                 [
                     [
                         task_run.name,
@@ -197,6 +198,7 @@ def render_flow_run(
                         task_run.state.name if task_run.state else "-",
                         format_time(task_run.start_time),
                         format_duration(task_run.duration),
+                        ", ".join(names.get(i, i) for i in task_run.upstream_task_run_ids) or "-",
                         task_run.subflow_run_id or "-",
                     ]
                     for task_run in task_runs
