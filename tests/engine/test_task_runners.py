@@ -234,3 +234,42 @@ def test_results_nobody_references_are_freed(store: RunStore) -> None:
     assert Blob.alive == len(kept)
     # While running, only results in flight (not all 10,000) were alive at once.
     assert Blob.peak < 100, Blob.peak
+
+
+def test_the_flow_waits_for_tasks_that_tasks_submit(store: RunStore) -> None:
+    finished: list[str] = []
+
+    @task
+    def leaf() -> None:
+        time.sleep(0.2)
+        finished.append("leaf")
+
+    @task
+    def branch() -> None:
+        leaf.submit()
+
+    @flow
+    def tree() -> None:
+        branch.submit()
+
+    tree()
+    assert finished == ["leaf"]
+    [run] = store.read_flow_runs()
+    assert sorted(r.task_name for r in store.read_task_runs(run.id)) == ["branch", "leaf"]
+
+
+def test_an_async_flow_waits_for_loop_tasks_it_never_awaited() -> None:
+    finished: list[int] = []
+
+    @task
+    async def later(i: int) -> None:
+        await asyncio.sleep(0.2)
+        finished.append(i)
+
+    @flow
+    async def fire_and_forget() -> None:
+        for i in range(3):
+            later.submit(i)
+
+    asyncio.run(fire_and_forget())
+    assert sorted(finished) == [0, 1, 2]
