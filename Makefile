@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_HOME ?= $(CURDIR)/.riverrun-demo
 
-.PHONY: demo test lint typecheck unit clean
+.PHONY: demo test lint typecheck unit bench bench-smoke bench-prefect clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,5 +34,21 @@ unit: $(VENV)/.installed-dev
 
 test: lint typecheck unit
 
+# Benchmarks: each workload in fresh processes, medians against a baseline run alongside.
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m benchmarks.run
+
+bench-smoke: $(VENV)/.installed-dev
+	$(BIN)/python -m benchmarks.run --smoke
+
+# The same workloads under Prefect, installed in a venv of its own (never a dependency).
+PREFECT_VENV := .venv-prefect
+$(PREFECT_VENV)/bin/python:
+	$(PYTHON) -m venv $(PREFECT_VENV)
+	$(PREFECT_VENV)/bin/python -m pip install --quiet 'prefect==3.9.1'
+
+bench-prefect: $(VENV)/.installed-dev $(PREFECT_VENV)/bin/python
+	$(BIN)/python -m benchmarks.run --prefect-python $(PREFECT_VENV)/bin/python
+
 clean:
-	rm -rf $(VENV) $(DEMO_HOME)
+	rm -rf $(VENV) $(PREFECT_VENV) $(DEMO_HOME)

@@ -57,6 +57,10 @@ FINAL_TYPES = frozenset(
     {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
 )
 
+#: Each type's value, read without the enum's per-access descriptor (on the hot path).
+TYPE_VALUES: dict[StateType, str] = {kind: kind.value for kind in StateType}
+_DEFAULT_NAMES = {kind: kind.value.capitalize() for kind in StateType}
+
 _NO_DATA: Any = object()
 
 
@@ -83,7 +87,7 @@ class State:
         timestamp: datetime | None = None,
     ) -> None:
         self.type = type
-        self.name = name or type.value.capitalize()
+        self.name = name or _DEFAULT_NAMES[type]
         self.message = message
         self.data = data
         self.timestamp = timestamp or datetime.now(UTC)

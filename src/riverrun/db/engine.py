@@ -111,10 +111,23 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to ``HEAD_REVISION`` (no-op, without Alembic, when it is there)."""
+    """Bring the schema to ``HEAD_REVISION``.
+
+    Without Alembic where that is possible: a database already at the head is left
+    alone, and an empty one gets the tables of ``tables.py`` (which a test keeps equal
+    to the migrations' result) stamped with the head revision — importing and running
+    Alembic costs more than a first flow run should. An older schema is upgraded by
+    Alembic.
+    """
     if current_revision(engine) == HEAD_REVISION:
         return
     with _migration_lock(engine) as connection:
+        revision = _revision_in(connection)
+        if revision == HEAD_REVISION:
+            return  # another process migrated while we waited for the lock
+        if revision is None and not _has_riverrun_tables(connection):
+            _create_at_head(connection)
+            return
         from alembic import command
         from alembic.config import Config
 
@@ -122,6 +135,42 @@ def migrate(engine: Engine) -> None:
         config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def _revision_in(connection: Connection) -> str | None:
+    if "alembic_version" not in _table_names(connection):
+        return None
+    row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
+    return None if row is None else str(row[0])
+
+
+def _table_names(connection: Connection) -> set[str]:
+    from sqlalchemy import inspect
+
+    return set(inspect(connection).get_table_names())
+
+
+def _has_riverrun_tables(connection: Connection) -> bool:
+    from riverrun.db.tables import metadata
+
+    return bool(_table_names(connection) & set(metadata.tables))
+
+
+def _create_at_head(connection: Connection) -> None:
+    from riverrun.db.tables import metadata
+
+    metadata.create_all(connection)
+    # The table Alembic itself keeps, so later upgrades start from here.
+    connection.execute(
+        text(
+            "CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL, "
+            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+        )
+    )
+    connection.execute(text("DELETE FROM alembic_version"))
+    connection.execute(
+        text("INSERT INTO alembic_version (version_num) VALUES (:head)"), {"head": HEAD_REVISION}
+    )
 
 
 @contextmanager

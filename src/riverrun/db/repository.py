@@ -25,7 +25,7 @@ from sqlalchemy import (
 
 from riverrun.db.tables import UTCDateTime, cache_entries, flow_runs, logs, states, task_runs
 from riverrun.exceptions import ObjectNotFoundError
-from riverrun.states import State, StateType
+from riverrun.states import TYPE_VALUES, State, StateType
 from riverrun.store.protocol import CacheEntry, FlowRun, LogEntry, StateRecord, TaskRun
 
 __all__ = [
@@ -73,7 +73,7 @@ def _state_columns(state: State | None) -> dict[str, Any]:
     if state is None:
         return {"state_type": None, "state_name": None, "state_message": None}
     return {
-        "state_type": state.type.value,
+        "state_type": TYPE_VALUES[state.type],
         "state_name": state.name,
         "state_message": state.message,
     }
@@ -122,7 +122,7 @@ def state_row(
     return {
         "run_id": run_id,
         "run_kind": run_kind,
-        "type": state.type.value,
+        "type": TYPE_VALUES[state.type],
         "name": state.name,
         "message": state.message if message is None else message,
         "timestamp": state.timestamp,

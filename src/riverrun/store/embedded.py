@@ -15,7 +15,7 @@ from riverrun.db import repository
 from riverrun.db.engine import create_db_engine, migrate, read_connection, redacted
 from riverrun.exceptions import StoreUnavailableError
 from riverrun.settings import Settings
-from riverrun.states import State
+from riverrun.states import TYPE_VALUES, State
 from riverrun.store.protocol import CacheEntry, FlowRun, LogEntry, StateRecord, TaskRun
 
 __all__ = ["EmbeddedStore"]
@@ -155,7 +155,7 @@ class EmbeddedStore:
                 (
                     kind,
                     run.id,
-                    state.type.value,
+                    TYPE_VALUES[state.type],
                     state.name,
                     state.message,
                     state.timestamp,
