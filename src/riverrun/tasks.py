@@ -51,11 +51,10 @@ def task_input_hash(context: TaskRunContext, arguments: dict[str, Any]) -> str |
     invalidates its cached results. Returns ``None`` (no caching) when an input can be
     neither.
     """
-    import hashlib
     import json
     import pickle
 
-    digest = hashlib.sha256(context.task.source_fingerprint().encode())
+    digest = context.task.source_digest()
     try:
         digest.update(json.dumps(arguments, sort_keys=True, allow_nan=True).encode())
     except (TypeError, ValueError):
@@ -108,6 +107,7 @@ class Task(Generic[P, R]):
         # Built on first call (engine code is not imported with riverrun).
         self.binder: Binder | None = None
         self._fingerprint: str | None = None
+        self._digest: Any = None
         self.tags = tuple(dict.fromkeys(tags or ()))
         self.policy = RetryPolicy(
             retries=retries,
@@ -172,6 +172,14 @@ class Task(Generic[P, R]):
                 source = repr(code.co_code) if code is not None else ""
             self._fingerprint = f"{self.key}\n{source}"
         return self._fingerprint
+
+    def source_digest(self) -> Any:
+        """A SHA-256 hasher fed with ``source_fingerprint()``, copied for each use."""
+        if self._digest is None:
+            import hashlib
+
+            self._digest = hashlib.sha256(self.source_fingerprint().encode())
+        return self._digest.copy()
 
     def on_completion(self, hook: TaskHook) -> TaskHook:
         """Register ``hook`` for completed runs (usable as a decorator)."""

@@ -141,3 +141,43 @@ def test_task_input_hash_is_stable_and_follows_the_code() -> None:
     assert key(one, {"data": {"a": 1}}) != key(one, {"data": {"a": 2}})
     assert key(one, {"data": {"a": 1}}) != key(two, {"data": {"a": 1}})
     assert key(one, {"data": lambda: None}) is None
+
+
+_REFRESH_ELSEWHERE = """
+from riverrun import flow, task
+
+@task(cache_key_fn=lambda context, parameters: "shared-key", refresh_cache=True)
+def produce() -> list[str]:
+    return ["from the other process"]
+
+@flow
+def refresh() -> list[str]:
+    return produce()
+
+refresh()
+"""
+
+
+def test_a_hit_sees_a_result_another_process_refreshed(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    @task(cache_key_fn=lambda context, parameters: "shared-key")
+    def produce() -> list[str]:
+        return ["from this process"]
+
+    @flow
+    def pipeline() -> list[str]:
+        return produce()  # type: ignore[no-any-return]
+
+    first = pipeline()
+    assert first == ["from this process"]
+    first.append("mutated by the caller")
+    assert pipeline() == ["from this process"]  # each hit is a fresh copy
+    script = tmp_path / "refresh.py"
+    script.write_text(_REFRESH_ELSEWHERE)
+    env = {**os.environ, "RIVERRUN_HOME": str(get_settings().home)}
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert pipeline() == ["from the other process"]

@@ -159,4 +159,5 @@ def log_final(logger: RunLogger, state: State) -> None:
         level = logging.WARNING
     else:
         level = logging.ERROR
-    logger.engine_event(level, f"Finished in state {state!r}")
+    if logger.logger.isEnabledFor(level):
+        logger.engine_event(level, f"Finished in state {state!r}")

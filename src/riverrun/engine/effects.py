@@ -32,7 +32,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Call:
     """Call the user's function; with ``timeout`` the call is abandoned when it expires."""
 
@@ -42,12 +42,12 @@ class Call:
     timeout: float | None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Sleep:
     seconds: float
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Hook:
     """Call a state hook (sync or async); its errors are returned, never raised."""
 
@@ -55,14 +55,14 @@ class Hook:
     args: tuple[Any, ...]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Wait:
     """Block until these concurrent futures are done."""
 
     futures: tuple[Future[Any], ...]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Outcome:
     """What a ``Call`` or ``Hook`` produced: a value, or the exception it raised."""
 

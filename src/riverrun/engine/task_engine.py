@@ -203,6 +203,13 @@ def _inherited_log_prints(task: Task[..., Any], flow_context: FlowRunContext | N
     return enclosing.log_prints if enclosing is not None else False
 
 
+def _tags_of(task: Task[..., Any]) -> list[str]:
+    inherited = current_tags()
+    if not inherited:
+        return list(task.tags)
+    return list(dict.fromkeys((*inherited, *task.tags)))
+
+
 def prepare_call(
     task: Task[..., Any],
     args: tuple[Any, ...],
@@ -234,7 +241,7 @@ def prepare_call(
         task_name=task.name,
         flow_run_id=flow_context.flow_run.id if flow_context is not None else None,
         dynamic_key=call_index,
-        tags=list(dict.fromkeys((*current_tags(), *task.tags))),
+        tags=_tags_of(task),
         created=datetime.now(UTC),
         upstream_task_run_ids=upstream_ids or [],
     )
@@ -322,7 +329,7 @@ def run_call(call: TaskCall) -> RunLoop[State]:
         is_async=task.is_async,
         flow_run_context=flow_context,
     )
-    if flow_context is not None:
+    if flow_context is not None and task.cache_key_fn is not None:
         task_run.cache_key = cache_key(task, context, logger)
     if call.log_prints:
         install_print_hook()

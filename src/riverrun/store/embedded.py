@@ -176,7 +176,7 @@ class EmbeddedStore:
             return
         if self._thread is None:
             self._start_flusher()
-        if len(self._queue) >= _EAGER_FLUSH_AT:
+        if len(self._queue) >= _EAGER_FLUSH_AT and not self._wake.is_set():
             self._wake.set()
 
     def _start_flusher(self) -> None:
