@@ -43,11 +43,13 @@ bench-smoke: $(VENV)/.installed-dev
 
 # The same workloads under Prefect, installed in a venv of its own (never a dependency).
 PREFECT_VENV := .venv-prefect
-$(PREFECT_VENV)/bin/python:
+PREFECT_VERSION ?= 3.9.1
+$(PREFECT_VENV)/.installed-$(PREFECT_VERSION):
 	$(PYTHON) -m venv $(PREFECT_VENV)
-	$(PREFECT_VENV)/bin/python -m pip install --quiet 'prefect==3.9.1'
+	$(PREFECT_VENV)/bin/python -m pip install --quiet 'prefect==$(PREFECT_VERSION)'
+	touch $@
 
-bench-prefect: $(VENV)/.installed-dev $(PREFECT_VENV)/bin/python
+bench-prefect: $(VENV)/.installed-dev $(PREFECT_VENV)/.installed-$(PREFECT_VERSION)
 	$(BIN)/python -m benchmarks.run --prefect-python $(PREFECT_VENV)/bin/python
 
 clean:

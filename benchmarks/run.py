@@ -18,6 +18,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,27 +58,35 @@ class Sample:
     recorded: int | None
 
 
-def run_once(python: str, workload: Workload, engine: str, n: int) -> Sample:
+def run_once(python: str, workload: Workload, engine: str, n: int, log_level: str) -> Sample:
     module = f"benchmarks.workloads.{MODULES.get(workload.name, workload.name)}"
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [python, "-m", module, "--engine", engine, "--n", str(n)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert process.stdout is not None and process.stderr is not None
-    out = process.stdout.read()
-    err = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(
-            f"{workload.name} ({engine}) exited with {process.returncode}:\n{err.decode()}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "RIVERRUN_LOGGING_LEVEL": log_level,
+        "PREFECT_LOGGING_LEVEL": log_level,
+    }
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        # The run logs go to a file, as to a terminal nobody reads: written, not shown.
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [python, "-m", module, "--engine", engine, "--n", str(n)],
+            cwd=ROOT,
+            stdout=out,
+            stderr=err,
+            env=env,
         )
-    result = json.loads(out.decode().strip().splitlines()[-1])
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if process.returncode != 0:
+            raise RuntimeError(
+                f"{workload.name} ({engine}) exited with {process.returncode}:\n"
+                f"{err.read().decode()[-3000:]}"
+            )
+        result = json.loads(out.read().decode().strip().splitlines()[-1])
     metric = wall * 1e3 if workload.whole_process else result["seconds"] / n * 1e6
     return Sample(
         metric=metric,
@@ -110,6 +119,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--only", nargs="*", help="workload names to run")
     parser.add_argument("--prefect-python", help="interpreter of a venv with prefect")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        help="run log level of both engines (default INFO: every line written and recorded)",
+    )
     args = parser.parse_args()
     repeats = args.repeats or (1 if args.smoke else 3)
     engines = [("baseline", sys.executable), ("riverrun", sys.executable)]
@@ -119,7 +133,10 @@ def main() -> int:
     if args.prefect_python:
         header += f"{'prefect':>10}{'pf/rr':>8}"
     header += f"{'cpu ms':>9}{'rss MiB':>9}  {'target':<24}"
-    print(f"medians of {repeats} run(s); python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    print(
+        f"medians of {repeats} run(s); python {sys.version.split()[0]}, {os.cpu_count()} cores; "
+        f"log level {args.log_level}"
+    )
     print(header)
     failures = []
     for workload in WORKLOADS:
@@ -127,7 +144,9 @@ def main() -> int:
             continue
         n = workload.smoke_n if args.smoke else workload.n
         results = {
-            engine: median_sample([run_once(python, workload, engine, n) for _ in range(repeats)])
+            engine: median_sample(
+                [run_once(python, workload, engine, n, args.log_level) for _ in range(repeats)]
+            )
             for engine, python in engines
         }
         base, ours = results["baseline"], results["riverrun"]

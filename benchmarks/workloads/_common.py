@@ -36,8 +36,6 @@ def parse(default_n: int) -> Args:
         home = tempfile.mkdtemp(prefix=f"{parsed.engine}-bench-")
         os.environ["RIVERRUN_HOME"] = home
         os.environ["PREFECT_HOME"] = home
-        os.environ.setdefault("RIVERRUN_LOGGING_LEVEL", "WARNING")
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     return Args(parsed.engine, parsed.n)
 
 

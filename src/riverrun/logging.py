@@ -49,6 +49,9 @@ class RunFormatter(logging.Formatter):
     def __init__(self, *, colour: bool) -> None:
         super().__init__(_FORMAT, datefmt="%H:%M:%S")
         self.colour = colour
+        # (second, its clock text): made once per second, not per line; one tuple so
+        # that threads formatting at once never pair a second with another's text.
+        self._clock: tuple[int, str] = (-1, "")
 
     def format(self, record: logging.LogRecord) -> str:
         level = f"{record.levelname:<7}"
@@ -57,7 +60,16 @@ class RunFormatter(logging.Formatter):
         record.levelname_padded = level
         if not hasattr(record, "label"):
             record.label = record.name
-        return super().format(record)
+        if record.exc_info or record.exc_text or record.stack_info:
+            return super().format(record)
+        # The common line, built directly (same text as the format string gives).
+        record.message = record.getMessage()
+        second = int(record.created)
+        cached_second, clock = self._clock
+        if second != cached_second:
+            clock = time.strftime("%H:%M:%S", self.converter(record.created))
+            self._clock = (second, clock)
+        return f"{clock}.{int(record.msecs):03d} | {level} | {record.label} - {record.message}"
 
 
 _console_handlers: weakref.WeakSet[ConsoleHandler] = weakref.WeakSet()
