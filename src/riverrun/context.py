@@ -63,6 +63,8 @@ class FlowRunContext:
     is_async: bool
     task_runner: TaskRunner
     reuse_completed: bool = False
+    # The event loop an async flow's body runs on (async tasks it submits run there).
+    loop: Any = None
     completed: dict[tuple[str, int], tuple[State, dict[str, Any]]] = field(default_factory=dict)
     counters: dict[str, Iterator[int]] = field(default_factory=dict)
     futures: dict[str, RiverrunFuture[Any]] = field(default_factory=dict)

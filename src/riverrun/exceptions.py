@@ -108,11 +108,11 @@ class UpstreamTaskError(RiverrunError):
         upstream_task_run_id: the id of the first upstream task run that did not complete.
     """
 
-    def __init__(self, upstream_name: str, upstream_task_run_id: str, state_repr: str) -> None:
+    def __init__(self, upstream_name: str, upstream_task_run_id: str, state_name: str) -> None:
         self.upstream_task_run_id = upstream_task_run_id
         super().__init__(
             f"Upstream task run {upstream_name!r} ({upstream_task_run_id}) finished in state "
-            f"{state_repr}; this task did not run (wrap the argument in allow_failure(...) "
+            f"{state_name}; this task did not run (wrap the argument in allow_failure(...) "
             "to run it anyway)"
         )
 

@@ -92,7 +92,14 @@ class RiverrunFuture(Generic[R]):
         """``result`` for async code: waits without blocking the event loop."""
         import asyncio
 
-        await asyncio.wait_for(asyncio.wrap_future(self._future), timeout)
+        if not self._future.done():
+            # asyncio.wait, unlike wait_for, never cancels what it waits for: a timeout
+            # leaves the task run going.
+            done, _ = await asyncio.wait({asyncio.wrap_future(self._future)}, timeout=timeout)
+            if not done:
+                raise TimeoutError(
+                    f"Task run {self.name!r} did not finish within {timeout} second(s)"
+                )
         return self.result(raise_on_failure=raise_on_failure)
 
     def _check_not_blocking_own_loop(self, what: str) -> None:

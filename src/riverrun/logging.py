@@ -69,7 +69,8 @@ class RunFormatter(logging.Formatter):
         if second != cached_second:
             clock = time.strftime("%H:%M:%S", self.converter(record.created))
             self._clock = (second, clock)
-        return f"{clock}.{int(record.msecs):03d} | {level} | {record.label} - {record.message}"
+        label = getattr(record, "label", record.name)
+        return f"{clock}.{int(record.msecs):03d} | {level} | {label} - {record.message}"
 
 
 _console_handlers: weakref.WeakSet[ConsoleHandler] = weakref.WeakSet()

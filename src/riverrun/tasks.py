@@ -63,7 +63,7 @@ def task_input_hash(context: TaskRunContext, arguments: dict[str, Any]) -> str |
             digest.update(pickle.dumps(ordered, protocol=4))
         except Exception:
             return None
-    return digest.hexdigest()
+    return str(digest.hexdigest())
 
 
 class Task(Generic[P, R]):

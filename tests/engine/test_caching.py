@@ -169,7 +169,7 @@ def test_a_hit_sees_a_result_another_process_refreshed(tmp_path: Path) -> None:
 
     @flow
     def pipeline() -> list[str]:
-        return produce()  # type: ignore[no-any-return]
+        return produce()
 
     first = pipeline()
     assert first == ["from this process"]

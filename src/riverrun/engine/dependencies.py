@@ -15,9 +15,9 @@ from typing import Any
 from riverrun.annotations import allow_failure, unmapped
 from riverrun.exceptions import UpstreamTaskError
 from riverrun.futures import RiverrunFuture, RiverrunFutureList
-from riverrun.states import NotReady, State
+from riverrun.states import Cancelled, Crashed, NotReady, State
 
-__all__ = ["Upstreams", "find_upstreams", "resolve"]
+__all__ = ["Upstreams", "final_state", "find_upstreams", "resolve"]
 
 _ATOMIC = frozenset({int, float, str, bytes, bool, type(None), complex, bytearray})
 _SEQUENCES = (list, tuple, set, frozenset, RiverrunFutureList)
@@ -98,7 +98,8 @@ def _collect(value: Any, found: Upstreams, allowed: bool, depth: int) -> bool:
                 special = True
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         for field in dataclasses.fields(value):
-            if _collect(getattr(value, field.name), found, allowed, depth + 1):
+            # Only fields the constructor takes can be given their results.
+            if field.init and _collect(getattr(value, field.name), found, allowed, depth + 1):
                 special = True
     return special
 
@@ -114,14 +115,26 @@ def resolve(
     future is done; a ``NotReady`` state if a required one did not complete."""
     values: dict[str, Any] = {}
     for key, future in upstreams.futures.items():
-        state = future.concurrent_future.result()
+        state = final_state(future)
         if key in upstreams.required and not state.is_completed():
-            error = UpstreamTaskError(future.name, key, repr(state))
+            error = UpstreamTaskError(future.name, key, state.name)
             return NotReady(str(error), data=error)
         values[key] = state.result(raise_on_failure=False)
     new_args = tuple(_substitute(value, values, 0) for value in args)
     new_kwargs = {name: _substitute(value, values, 0) for name, value in kwargs.items()}
     return new_args, new_kwargs
+
+
+def final_state(future: RiverrunFuture[Any]) -> State:
+    """The final state of a done future, also when it ended without one (its run was
+    cancelled before it started, or the engine failed to start it)."""
+    inner = future.concurrent_future
+    if inner.cancelled():
+        return Cancelled("The task run was cancelled before it started")
+    error = inner.exception()
+    if error is not None:
+        return Crashed(f"The task run could not run: {error}", data=error)
+    return inner.result()
 
 
 def _substitute(value: Any, values: dict[str, Any], depth: int) -> Any:

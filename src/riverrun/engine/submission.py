@@ -17,12 +17,12 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from riverrun.annotations import unmapped
-from riverrun.context import FlowRunContext, flow_run_context
+from riverrun.annotations import allow_failure, unmapped
+from riverrun.context import FlowRunContext, flow_run_context, task_run_context
 from riverrun.engine.dependencies import Upstreams, find_upstreams, resolve
+from riverrun.engine.dispatcher import cancel_with, dispatch, set_exception, set_result
 from riverrun.engine.effects import drive_async, drive_sync, run_coroutine_sync
 from riverrun.engine.task_engine import (
-    caller_is_async,
     next_call_index,
     prepare_call,
     record_not_ready,
@@ -61,7 +61,7 @@ def submit_task(
     task_run_id = new_id()
     call_index = next_call_index(task, flow_context)
     upstreams = find_upstreams(args, kwargs, wait_for) if args or kwargs or wait_for else None
-    event_loop = _caller_loop() if task.is_async and not runner.remote else None
+    event_loop = _flow_loop(flow_context) if task.is_async and not runner.remote else None
     if event_loop is not None:
         future = _on_loop(
             event_loop, task, args, kwargs, flow_context, call_index, task_run_id, upstreams
@@ -95,12 +95,21 @@ def submit_task(
     return future
 
 
-def _caller_loop() -> asyncio.AbstractEventLoop | None:
-    """The running event loop, when the caller is async code on it."""
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is None or not caller_is_async():
+def _flow_loop(flow_context: FlowRunContext | None) -> asyncio.AbstractEventLoop | None:
+    """The loop to run an async task on: the running loop when it lives as long as the
+    task may (the async flow's own loop, which the flow keeps running until every
+    submitted task is done; or, outside flows and tasks, the user's loop). A loop some
+    sync code started just to run one async task would stop with it, so tasks
+    submitted from there go to the runner instead."""
+    aio = sys.modules.get("asyncio")
+    if aio is None:
         return None
-    return asyncio._get_running_loop()  # type: ignore[no-any-return]
+    running: asyncio.AbstractEventLoop | None = aio._get_running_loop()
+    if running is None:
+        return None
+    if flow_context is not None:
+        return running if running is flow_context.loop else None
+    return running if task_run_context.get() is None else None
 
 
 def _on_loop(
@@ -119,9 +128,10 @@ def _on_loop(
     async def run() -> State:
         call_args, call_kwargs = args, kwargs
         if upstreams is not None:
-            await asyncio.wait(
-                [asyncio.wrap_future(f.concurrent_future) for f in upstreams.futures.values()]
-            )
+            if upstreams.futures:
+                await asyncio.wait(
+                    [asyncio.wrap_future(f.concurrent_future) for f in upstreams.futures.values()]
+                )
             resolved = resolve(args, kwargs, upstreams)
             if isinstance(resolved, State):
                 return record_not_ready(
@@ -140,14 +150,12 @@ def _on_loop(
 
     def settle(done: asyncio.Task[State]) -> None:
         _loop_tasks.discard(done)
-        if result.cancelled():
-            return
         if done.cancelled():
             result.cancel()
         elif done.exception() is not None:
-            result.set_exception(done.exception())
+            set_exception(result, done.exception())  # type: ignore[arg-type]
         else:
-            result.set_result(done.result())
+            set_result(result, done.result())
 
     def cancel_task(done: Future[State]) -> None:
         # The flow cancels what it no longer waits for (it timed out).
@@ -195,13 +203,12 @@ class _Start:
         self.context = contextvars.copy_context()
 
     def __call__(self) -> None:
-        if not self.result.set_running_or_notify_cancel():
-            return  # cancelled while waiting for its upstreams
+        if self.result.done():
+            return  # cancelled (the flow ended) while waiting for its upstreams
         try:
             self.context.run(self._start)
         except BaseException as error:
-            if not self.result.done():
-                self.result.set_exception(error)
+            set_exception(self.result, error)
 
     def _start(self) -> None:
         args, kwargs, upstreams = self.args, self.kwargs, self.upstreams
@@ -233,6 +240,7 @@ class _Start:
                 body = lambda: drive_sync(loop)  # noqa: E731
             inner = self.runner.submit(contextvars.copy_context().run, body)
             inner.add_done_callback(self._copy)
+            cancel_with(self.result, inner)
             return
         from riverrun.engine.remote import launch_remote
 
@@ -245,15 +253,17 @@ class _Start:
         launch_remote(call, self.runner, self.result)
 
     def _copy(self, inner: Future[State]) -> None:
-        error = inner.exception()
-        if error is not None:
-            self.result.set_exception(error)
+        if inner.cancelled():
+            self.result.cancel()
+        elif inner.exception() is not None:
+            set_exception(self.result, inner.exception())  # type: ignore[arg-type]
         else:
-            self.result.set_result(inner.result())
+            set_result(self.result, inner.result())
 
 
 def _when_all_done(upstreams: Upstreams, then: Callable[[], None]) -> None:
-    """Call ``then`` once, in the thread that finishes the last of the upstreams."""
+    """Hand ``then`` to the dispatcher once every upstream is done (never run it on
+    the thread that finished the last one: see ``engine.dispatcher``)."""
     import threading
 
     futures = [future.concurrent_future for future in upstreams.futures.values()]
@@ -265,7 +275,7 @@ def _when_all_done(upstreams: Upstreams, then: Callable[[], None]) -> None:
             remaining[0] -= 1
             last = remaining[0] == 0
         if last:
-            then()
+            dispatch(then)
 
     for future in futures:
         future.add_done_callback(one_done)
@@ -305,6 +315,8 @@ def map_task(
             f"{_argument_name(key, names)} has {len(items)}" for key, items in mapped.items()
         )
         raise ValueError(f"{task.name}.map got iterables of different lengths: {described}")
+    if wait_for is not None and not isinstance(wait_for, RiverrunFuture | allow_failure):
+        wait_for = list(wait_for)  # every run waits for all of them, not just the first
     futures: RiverrunFutureList[Any] = RiverrunFutureList()
     for position in range(lengths.pop()):
         call_args = tuple(

@@ -137,9 +137,10 @@ async def _await_upstreams_then_run(
 ) -> Any:
     import asyncio
 
-    await asyncio.wait(
-        [asyncio.wrap_future(f.concurrent_future) for f in upstreams.futures.values()]
-    )
+    if upstreams.futures:
+        await asyncio.wait(
+            [asyncio.wrap_future(f.concurrent_future) for f in upstreams.futures.values()]
+        )
     resolved = resolve(args, kwargs, upstreams)
     if isinstance(resolved, State):
         state = record_not_ready(

@@ -67,6 +67,7 @@ class ThreadPoolTaskRunner:
         self.max_workers = max_workers
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"ThreadPoolTaskRunner(max_workers={self.max_workers})"
@@ -78,6 +79,8 @@ class ThreadPoolTaskRunner:
         executor = self._executor
         if executor is None:
             with self._lock:
+                if self._closed:
+                    raise RuntimeError(f"{self!r} is shut down: its flow run has ended")
                 if self._executor is None:
                     from concurrent.futures import ThreadPoolExecutor
 
@@ -90,6 +93,7 @@ class ThreadPoolTaskRunner:
     def shutdown(self, wait: bool = True) -> None:
         with self._lock:
             executor, self._executor = self._executor, None
+            self._closed = True
         if executor is not None:
             executor.shutdown(wait=wait)
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from riverrun.engine.dispatcher import set_exception, set_result
 from riverrun.exceptions import TaskRunnerError
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ class DaskTaskRunner:
         # Dask forgets (and cancels) a task whose future nobody holds: keep each one
         # until it is done.
         self._in_flight: dict[str, distributed.Future[Any]] = {}
+        self._closed = False
 
     def __repr__(self) -> str:
         where = f"address={self.address!r}" if self.address else f"cluster={self._cluster_name()}"
@@ -80,6 +82,8 @@ class DaskTaskRunner:
     def client(self) -> distributed.Client:
         """The Dask client, connecting (or starting the cluster) on first use."""
         with self._lock:
+            if self._closed:
+                raise RuntimeError(f"{self!r} is shut down: its flow run has ended")
             if self._client is None:
                 self._client = self._connect()
             return self._client
@@ -125,29 +129,35 @@ class DaskTaskRunner:
         dask_future = client.submit(fn, *args, pure=False)
         key = str(dask_future.key)
         self._in_flight[key] = dask_future
+        # Left pending (not "running"), so that the flow can still cancel it: that
+        # cancels the Dask task too.
         result: Future[T] = Future()
-        result.set_running_or_notify_cancel()
 
         def settle(done: distributed.Future[Any]) -> None:
             self._in_flight.pop(key, None)
             try:
                 if done.status == "finished":
-                    result.set_result(done.result())
+                    set_result(result, done.result())
                 elif done.status == "cancelled":
-                    result.set_exception(TaskRunnerError("The Dask task was cancelled"))
+                    result.cancel()
                 else:
-                    result.set_exception(done.exception())
+                    set_exception(result, done.exception())
             except BaseException as error:  # the cluster went away while fetching
-                if not result.done():
-                    result.set_exception(error)
+                set_exception(result, error)
+
+        def cancel_dask_task(done: Future[T]) -> None:
+            if done.cancelled():
+                dask_future.cancel()
 
         dask_future.add_done_callback(settle)
+        result.add_done_callback(cancel_dask_task)
         return result
 
     def shutdown(self, wait: bool = True) -> None:
         with self._lock:
             client, self._client = self._client, None
             cluster, self._cluster = self._cluster, None
+            self._closed = True
         self._in_flight.clear()
         if client is not None:
             client.close()
