@@ -7,8 +7,9 @@ call time, so a test or a user can change the environment (or use
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ class Settings:
         api_url: ``RIVERRUN_API_URL``; when set, runs are recorded through a server.
         logging_level: ``RIVERRUN_LOGGING_LEVEL`` for run loggers (default ``INFO``).
         flush_interval: ``RIVERRUN_FLUSH_INTERVAL`` seconds between write-behind flushes.
+        heartbeat_interval: ``RIVERRUN_HEARTBEAT_INTERVAL`` seconds between heartbeats of
+            a running flow run (default 10); a run silent for three is taken for crashed.
         no_color: true when ``NO_COLOR`` is set (https://no-color.org).
     """
 
@@ -37,6 +40,7 @@ class Settings:
     logging_level: str
     flush_interval: float
     no_color: bool
+    heartbeat_interval: float = 10.0
 
 
 def get_settings() -> Settings:
@@ -49,13 +53,8 @@ def get_settings() -> Settings:
             f"RIVERRUN_LOGGING_LEVEL={level!r} is not a logging level; "
             f"use one of {', '.join(sorted(_LEVELS))}"
         )
-    raw_interval = env.get("RIVERRUN_FLUSH_INTERVAL", "0.2")
-    try:
-        flush_interval = float(raw_interval)
-    except ValueError:
-        raise ValueError(
-            f"RIVERRUN_FLUSH_INTERVAL={raw_interval!r} is not a number of seconds"
-        ) from None
+    flush_interval = _seconds(env, "RIVERRUN_FLUSH_INTERVAL", "0.2")
+    heartbeat_interval = _seconds(env, "RIVERRUN_HEARTBEAT_INTERVAL", "10", positive=True)
     return Settings(
         home=home,
         database_url=env.get("RIVERRUN_DATABASE_URL") or f"sqlite:///{home}/riverrun.db",
@@ -63,7 +62,19 @@ def get_settings() -> Settings:
         logging_level=level,
         flush_interval=flush_interval,
         no_color="NO_COLOR" in env,
+        heartbeat_interval=heartbeat_interval,
     )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: str, *, positive: bool = False) -> float:
+    raw = env.get(name, default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number of seconds") from None
+    if positive and not 0 < value < math.inf:
+        raise ValueError(f"{name}={raw!r} must be a positive number of seconds")
+    return value
 
 
 @contextmanager

@@ -1,4 +1,8 @@
-"""``riverrun flow-run ls | inspect | logs``: the run history, read from the store."""
+"""``riverrun flow-run ls | inspect | logs``: the run history, read from the store.
+
+``ls`` and ``inspect`` first mark Crashed the runs whose process is gone, so that a run
+killed mid-flight is shown as what it is rather than Running forever.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from riverrun.cli.session import open_store
 
 if TYPE_CHECKING:
     from riverrun.states import State
+    from riverrun.store import RunStore
     from riverrun.store.protocol import FlowRun, LogEntry, StateRecord, TaskRun
 
 __all__ = [
@@ -25,6 +30,8 @@ __all__ = [
 ]
 
 DEFAULT_LIMIT = 20
+
+logger = logging.getLogger(__name__)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,6 +92,7 @@ def _positive_int(text: str) -> int:
 def list_flow_runs(args: argparse.Namespace) -> int:
     """``flow-run ls``: print a table of flow runs, newest first."""
     with open_store() as store:
+        _mark_crashed_runs(store)
         runs = store.read_flow_runs(limit=args.limit, state_names=args.state, flow_name=args.flow)
     print(render_flow_runs(runs))
     return 0
@@ -93,6 +101,7 @@ def list_flow_runs(args: argparse.Namespace) -> int:
 def inspect_flow_run(args: argparse.Namespace) -> int:
     """``flow-run inspect ID``: print one flow run with its states and task runs."""
     with open_store() as store:
+        _mark_crashed_runs(store)
         run = store.read_flow_run(args.id)
         states = store.read_states(run.id)
         task_runs = store.read_task_runs(run.id)
@@ -110,6 +119,15 @@ def show_flow_run_logs(args: argparse.Namespace) -> int:
     for entry in entries:
         print(format_log_line(entry))
     return 0
+
+
+def _mark_crashed_runs(store: RunStore) -> None:
+    # A convenience before reading, never a reason to fail it: if the sweep cannot run
+    # (a read-only database, a lock held too long), show the history as it stands.
+    try:
+        store.mark_crashed_runs()
+    except Exception:
+        logger.debug("Could not look for crashed flow runs", exc_info=True)
 
 
 # -- rendering (pure) ---------------------------------------------------------------------
@@ -157,6 +175,10 @@ def render_flow_run(
         ("End", format_time(run.end_time)),
         ("Duration", format_duration(run.duration)),
     ]
+    if run.pid is not None:
+        fields.append(("Process", f"{run.pid} on {run.hostname or 'an unknown host'}"))
+    if run.heartbeat is not None:
+        fields.append(("Heartbeat", format_time(run.heartbeat)))
     width = max(len(label) for label, _ in fields) + 1
     lines = [f"Flow run {run.name!r}"]
     lines += [f"  {label + ':':<{width}}  {value}" for label, value in fields]

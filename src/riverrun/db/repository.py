@@ -92,6 +92,9 @@ def flow_run_row(run: FlowRun) -> dict[str, Any]:
         "created": run.created or datetime.now(UTC),
         "start_time": run.start_time,
         "end_time": run.end_time,
+        "hostname": run.hostname,
+        "pid": run.pid,
+        "heartbeat": run.heartbeat,
         **_state_columns(run.state),
     }
 
@@ -232,6 +235,9 @@ def _flow_run(row: Row[Any]) -> FlowRun:
         created=row.created,
         start_time=row.start_time,
         end_time=row.end_time,
+        hostname=row.hostname,
+        pid=row.pid,
+        heartbeat=row.heartbeat,
     )
 
 

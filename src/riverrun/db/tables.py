@@ -74,9 +74,14 @@ flow_runs = Table(
     _timestamp("created", nullable=False),
     _timestamp("start_time"),
     _timestamp("end_time"),
+    # The process running the flow run, and when it last said it was alive (0002).
+    Column("hostname", String(255)),
+    Column("pid", Integer),
+    _timestamp("heartbeat"),
     Index("ix_flow_runs_created", "created"),
     Index("ix_flow_runs_flow_name", "flow_name"),
     Index("ix_flow_runs_parent_flow_run_id", "parent_flow_run_id"),
+    Index("ix_flow_runs_state_type", "state_type"),
 )
 
 task_runs = Table(

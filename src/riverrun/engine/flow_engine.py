@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import socket
+import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +60,12 @@ def call_flow(
     return dispatch(loop, is_async=flow.is_async, return_state=return_state)
 
 
+@functools.cache
+def _hostname() -> str:
+    # Recorded on every flow run, so that a sweep on this host can tell its pid is gone.
+    return socket.gethostname()
+
+
 def _run_name(flow: Flow[..., Any], parameters: dict[str, Any]) -> str:
     template = flow.flow_run_name
     if template is None:
@@ -98,6 +108,8 @@ def flow_run_loop(
         tags=tags,
         parent_flow_run_id=parent.flow_run.id if parent is not None else None,
         created=now,
+        hostname=_hostname(),
+        pid=os.getpid(),
     )
     parent_task_run: TaskRun | None = None
     if parent is not None:
@@ -139,6 +151,9 @@ def flow_run_loop(
         task_runner=flow.task_runner.duplicate(),
         reuse_completed=bool(flow.policy.retries),
     )
+    if flow.is_async:
+        # This generator is being driven by drive_async on the flow's loop.
+        context.loop = sys.modules["asyncio"].get_running_loop()
     flow_token = flow_run_context.set(context)
     task_token = task_run_context.set(None)
     print_token = print_target.set(logger if log_prints else None)

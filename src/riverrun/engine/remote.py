@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from riverrun.context import FlowRunContext, current_tags, flow_run_context
 from riverrun.engine.core import describe, log_final, propose
+from riverrun.engine.dispatcher import cancel_with, dispatch, set_result
 from riverrun.engine.effects import drive_async, drive_sync, run_coroutine_sync
 from riverrun.engine.task_engine import TaskCall, record_pending, run_call
 from riverrun.exceptions import TaskRunnerError
 from riverrun.logging import flush_console, run_logger, setup_logging
-from riverrun.states import Crashed, Failed, State
+from riverrun.states import Cancelled, Crashed, Failed, State
 from riverrun.store.protocol import (
     CacheEntry,
     FlowRun,
@@ -128,6 +129,9 @@ class RelayStore:
 
     def read_logs(self, flow_run_id: str) -> list[LogEntry]:
         return self._store().read_logs(flow_run_id)
+
+    def mark_crashed_runs(self) -> list[str]:
+        return self._store().mark_crashed_runs()
 
 
 # -- in the worker -------------------------------------------------------------------
@@ -247,12 +251,17 @@ def launch_remote(call: TaskCall, runner: TaskRunner, result: Future[State]) -> 
         problem = TaskRunnerError(f"{runner!r} could not start task run {call.label!r}: {error}")
         _settle(call, result, Crashed(str(problem), data=problem))
         return
-    inner.add_done_callback(lambda done: _receive(call, result, done))
+    # The runner's callback thread must not block: the dispatcher records the events.
+    inner.add_done_callback(lambda done: dispatch(lambda: _receive(call, result, done)))
+    cancel_with(result, inner)
 
 
 def _receive(call: TaskCall, result: Future[State], done: Future[bytes]) -> None:
     import cloudpickle
 
+    if done.cancelled():
+        _settle(call, result, Cancelled("The flow run ended before this task run started"))
+        return
     try:
         bare, data, events = cloudpickle.loads(done.result())
     except BaseException as error:
@@ -274,7 +283,7 @@ def _receive(call: TaskCall, result: Future[State], done: Future[bytes]) -> None
         return
     if state.is_completed() and call.flow_context is not None:
         call.flow_context.remember(call.reuse_key, state, call.parameters)
-    result.set_result(state)
+    set_result(result, state)
 
 
 def _record(call: TaskCall, events: list[tuple[str, Any]]) -> None:
@@ -310,10 +319,11 @@ def _settle(call: TaskCall, result: Future[State], state: State) -> None:
         call.task_run.flow_run_id,
         call.task_run.id,
     )
-    logger.error("%s", state.message)
+    if not state.is_cancelled():
+        logger.error("%s", state.message)
     try:
         propose(store, call.task_run, state)
     except Exception:  # the run already reached a final state somewhere
         logger.exception("Could not record the state of task run %r", call.label)
     log_final(logger, state)
-    result.set_result(state)
+    set_result(result, state)

@@ -7,15 +7,17 @@ import collections
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from riverrun.db import repository
+from riverrun.db import liveness, repository
 from riverrun.db.engine import create_db_engine, migrate, read_connection, redacted
 from riverrun.exceptions import StoreUnavailableError
 from riverrun.settings import Settings
-from riverrun.states import TYPE_VALUES, State
+from riverrun.states import FINAL_TYPES, TYPE_VALUES, State
+from riverrun.store import crashes
 from riverrun.store.protocol import CacheEntry, FlowRun, LogEntry, StateRecord, TaskRun
 
 __all__ = ["EmbeddedStore"]
@@ -107,6 +109,9 @@ class EmbeddedStore:
     queue every ``settings.flush_interval`` seconds. A flush that fails (the database
     unreachable, a disk full) keeps its events at the head of the queue and is tried
     again, so nothing is dropped while the process lives.
+
+    The same thread refreshes, every ``settings.heartbeat_interval`` seconds, the
+    heartbeat of each flow run this store created that has not reached a final state.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -117,6 +122,10 @@ class EmbeddedStore:
         except (SQLAlchemyError, ImportError, ValueError) as error:
             raise StoreUnavailableError(redacted(self.url), _first_line(error)) from error
         self._interval = settings.flush_interval
+        self._heartbeat_interval = settings.heartbeat_interval
+        # Flow runs this process is running: the ones it heartbeats.
+        self._live: set[str] = set()
+        self._live_lock = threading.Lock()
         self._queue: collections.deque[tuple[int, Any]] = collections.deque()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
@@ -132,8 +141,20 @@ class EmbeddedStore:
     # -- synchronous writes -------------------------------------------------------
 
     def create_flow_run(self, run: FlowRun) -> None:
+        now = datetime.now(UTC)
+        if run.created is None:
+            run.created = now
+        if run.heartbeat is None:
+            # Now rather than ``created``: a run recorded late (a subflow reported back
+            # by a worker) must not look silent from the start.
+            run.heartbeat = now
         with self._engine.begin() as connection:
             repository.insert_flow_run(connection, run)
+        if run.state is None or run.state.type not in FINAL_TYPES:
+            with self._live_lock:
+                self._live.add(run.id)
+            if self._thread is None:
+                self._start_flusher()  # also in a forked child: it heartbeats its runs
 
     def write_cache_entry(self, entry: CacheEntry) -> None:
         with self._engine.begin() as connection:
@@ -149,6 +170,9 @@ class EmbeddedStore:
         # Only a snapshot is taken here (never the state's data: a result must not live
         # on in the queue); rows are built by the flusher, off the hot path.
         kind = "task" if type(run) is TaskRun else "flow"
+        if kind == "flow" and state.type in FINAL_TYPES:
+            with self._live_lock:
+                self._live.discard(run.id)
         self._enqueue(
             (
                 _STATE,
@@ -188,11 +212,15 @@ class EmbeddedStore:
                 self._thread.start()
 
     def _flush_forever(self) -> None:
+        next_beat = time.monotonic() + self._heartbeat_interval
         while not self._closed:
-            self._wake.wait(self._interval)
+            self._wake.wait(min(self._interval, max(next_beat - time.monotonic(), 0.0)))
             self._wake.clear()
             try:
                 self.flush()
+                if time.monotonic() >= next_beat:
+                    self._beat()
+                    next_beat = time.monotonic() + self._heartbeat_interval
             except Exception:
                 logger.exception("Could not record runs in %s; will retry", redacted(self.url))
                 time.sleep(min(self._interval * 5, 2.0))
@@ -221,6 +249,13 @@ class EmbeddedStore:
                 self._queue.extendleft(reversed(events))
                 raise
 
+    def _beat(self) -> None:
+        with self._live_lock:
+            live = list(self._live)
+        if live:
+            with self._engine.begin() as connection:
+                liveness.update_heartbeats(connection, live, datetime.now(UTC))
+
     def _write(self, events: list[tuple[int, Any]]) -> None:
         batch = _batch(events)
         with self._engine.begin() as connection:
@@ -242,6 +277,10 @@ class EmbeddedStore:
         child records goes through its own connections and thread."""
         self._queue.clear()
         self._engine.dispose(close=False)
+        # The parent's runs are the parent's to heartbeat: were the child to, a parent
+        # killed while its child lives would never look crashed.
+        self._live = set()
+        self._live_lock = threading.Lock()
         # Forked workers often end by os._exit or SIGTERM (multiprocessing pools), with
         # no chance to flush: in a child every event is committed as it comes.
         self._write_through = True
@@ -261,6 +300,18 @@ class EmbeddedStore:
         finally:
             atexit.unregister(self.close)
             self._engine.dispose()
+
+    # -- crash detection ----------------------------------------------------------------
+
+    def mark_crashed_runs(self) -> list[str]:
+        """Mark Crashed the unfinished flow runs whose process is gone (see ``RunStore``)."""
+        self.flush()  # a final state of ours still queued is not a crash
+        crashed = crashes.mark_crashed_runs(
+            self._engine, heartbeat_interval=self._heartbeat_interval
+        )
+        with self._live_lock:
+            self._live.difference_update(crashed)
+        return crashed
 
     # -- reads ------------------------------------------------------------------------
 

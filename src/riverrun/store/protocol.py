@@ -15,7 +15,9 @@ __all__ = ["CacheEntry", "FlowRun", "LogEntry", "RunStore", "StateRecord", "Task
 class FlowRun:
     """One run of a flow, as recorded (and as handed to flow hooks).
 
-    ``parameters`` holds the JSON-safe form of the call's parameters.
+    ``parameters`` holds the JSON-safe form of the call's parameters. ``hostname`` and
+    ``pid`` name the process running it, and ``heartbeat`` is when that process last
+    said it was alive; crashed-run detection reads the three.
     """
 
     id: str
@@ -30,6 +32,9 @@ class FlowRun:
     created: datetime | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
+    hostname: str | None = None
+    pid: int | None = None
+    heartbeat: datetime | None = None
 
     @property
     def duration(self) -> float | None:
@@ -102,7 +107,8 @@ class RunStore(Protocol):
     """Where runs, states and logs are recorded and read back.
 
     Writes named ``create_*``/``*_cache_entry`` are synchronous; ``record_*`` and
-    ``set_state`` are write-behind and become durable at the next ``flush()``.
+    ``set_state`` are write-behind and become durable at the next ``flush()``. A store
+    heartbeats the unfinished flow runs it created, for as long as its process lives.
     """
 
     def create_flow_run(self, run: FlowRun) -> None: ...
@@ -136,3 +142,13 @@ class RunStore(Protocol):
     def read_states(self, run_id: str) -> list[StateRecord]: ...
 
     def read_logs(self, flow_run_id: str) -> list[LogEntry]: ...
+
+    def mark_crashed_runs(self) -> list[str]:
+        """Mark Crashed every unfinished flow run whose process is gone, with its
+        unfinished task runs, and return the ids of the flow runs marked.
+
+        A run's process is gone when it ran on this host under a pid that no longer
+        exists, or when its heartbeat is older than three heartbeat intervals. Two
+        sweeps at once never record two Crashed states for one run.
+        """
+        ...
