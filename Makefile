@@ -44,9 +44,12 @@ bench-smoke: $(VENV)/.installed-dev
 # The same workloads under Prefect, installed in a venv of its own (never a dependency).
 PREFECT_VENV := .venv-prefect
 PREFECT_VERSION ?= 3.9.1
+# Extra pins for versions whose own ranges admit breaking releases (3.8.8 needs
+# PREFECT_PINS="fastapi<0.118").
+PREFECT_PINS ?=
 $(PREFECT_VENV)/.installed-$(PREFECT_VERSION):
 	$(PYTHON) -m venv $(PREFECT_VENV)
-	$(PREFECT_VENV)/bin/python -m pip install --quiet 'prefect==$(PREFECT_VERSION)'
+	$(PREFECT_VENV)/bin/python -m pip install --quiet 'prefect==$(PREFECT_VERSION)' $(PREFECT_PINS)
 	touch $@
 
 bench-prefect: $(VENV)/.installed-dev $(PREFECT_VENV)/.installed-$(PREFECT_VERSION)

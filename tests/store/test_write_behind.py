@@ -113,3 +113,26 @@ def test_an_unreachable_or_unsupported_database_is_a_clear_error() -> None:
         close_stores()
         assert expected in str(caught.value)
         assert "secret" not in str(caught.value)
+
+
+def test_the_queue_stays_bounded_when_runs_outpace_the_database(store: RunStore) -> None:
+    from datetime import UTC, datetime
+
+    from riverrun.states import Completed
+    from riverrun.store import TaskRun
+    from riverrun.store.embedded import _HIGH_WATER, EmbeddedStore
+
+    assert isinstance(store, EmbeddedStore)
+    longest = 0
+    runs = [
+        TaskRun(id=f"t-{i}", name=f"t-{i}", task_name="t", flow_run_id=None)
+        for i in range(30_000)
+    ]
+    for run in runs:
+        run.created = datetime.now(UTC)
+        store.record_task_run(run)
+        store.set_state(run, Completed())
+        longest = max(longest, len(store._queue))
+    assert longest <= _HIGH_WATER
+    store.flush()
+    assert len(store._queue) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -31,6 +32,10 @@ _UNAVAILABLE = (OperationalError, InterfaceError, TimeoutError)
 _TASK_RUN, _STATE, _LOG = 0, 1, 2
 # Wake the flusher early once this many events wait, to bound memory and latency.
 _EAGER_FLUSH_AT = 5_000
+# Past this many, the thread recording an event writes the queue itself: when runs
+# record faster than the database takes them, they slow down instead of the queue
+# (and the process's memory) growing without bound.
+_HIGH_WATER = 20_000
 
 
 def _first_line(error: BaseException) -> str:
@@ -200,8 +205,12 @@ class EmbeddedStore:
             return
         if self._thread is None:
             self._start_flusher()
-        if len(self._queue) >= _EAGER_FLUSH_AT and not self._wake.is_set():
+        waiting = len(self._queue)
+        if waiting >= _EAGER_FLUSH_AT and not self._wake.is_set():
             self._wake.set()
+        if waiting >= _HIGH_WATER:
+            with contextlib.suppress(Exception):  # unavailable: kept, the flusher retries
+                self.flush()
 
     def _start_flusher(self) -> None:
         with self._thread_lock:
