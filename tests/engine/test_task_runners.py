@@ -273,3 +273,38 @@ def test_an_async_flow_waits_for_loop_tasks_it_never_awaited() -> None:
 
     asyncio.run(fire_and_forget())
     assert sorted(finished) == [0, 1, 2]
+
+
+def test_submitting_faster_than_tasks_run_waits_for_the_pool(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import riverrun.task_runners
+    from riverrun.context import flow_run_context
+
+    backlog = 200
+    monkeypatch.setattr(riverrun.task_runners, "_BACKLOG", backlog)
+
+    @task
+    def tick(i: int) -> int:
+        time.sleep(0.001)
+        return i
+
+    longest = 0
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
+    def flood() -> None:
+        nonlocal longest
+        context = flow_run_context.get()
+        assert context is not None
+        runner = context.task_runner
+        assert isinstance(runner, ThreadPoolTaskRunner)
+        for i in range(backlog * 5):
+            tick.submit(i)
+            executor = runner._executor
+            assert executor is not None
+            longest = max(longest, executor._work_queue.qsize())
+
+    flood()
+    assert backlog // 2 <= longest <= backlog + 1
+    [run] = store.read_flow_runs()
+    assert len(store.read_task_runs(run.id)) == backlog * 5

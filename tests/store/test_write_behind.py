@@ -125,8 +125,7 @@ def test_the_queue_stays_bounded_when_runs_outpace_the_database(store: RunStore)
     assert isinstance(store, EmbeddedStore)
     longest = 0
     runs = [
-        TaskRun(id=f"t-{i}", name=f"t-{i}", task_name="t", flow_run_id=None)
-        for i in range(30_000)
+        TaskRun(id=f"t-{i}", name=f"t-{i}", task_name="t", flow_run_id=None) for i in range(30_000)
     ]
     for run in runs:
         run.created = datetime.now(UTC)

@@ -17,6 +17,7 @@ with its result and are recorded by the flow's process.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -30,6 +31,9 @@ __all__ = ["ProcessPoolTaskRunner", "TaskRunner", "ThreadPoolTaskRunner", "defau
 
 T = TypeVar("T")
 _DEFAULT_WORKERS = 32
+_THREAD_PREFIX = "riverrun-task"
+# Runs waiting to start beyond which submit() from outside the pool waits for it.
+_BACKLOG = 10_000
 
 
 class TaskRunner(Protocol):
@@ -85,10 +89,23 @@ class ThreadPoolTaskRunner:
                     from concurrent.futures import ThreadPoolExecutor
 
                     self._executor = ThreadPoolExecutor(
-                        self.max_workers or _DEFAULT_WORKERS, thread_name_prefix="riverrun-task"
+                        self.max_workers or _DEFAULT_WORKERS, thread_name_prefix=_THREAD_PREFIX
                     )
                 executor = self._executor
+        if executor._work_queue.qsize() > _BACKLOG:
+            self._wait_for_backlog(executor)
         return executor.submit(fn, *args)
+
+    @staticmethod
+    def _wait_for_backlog(executor: ThreadPoolExecutor) -> None:
+        """Let the pool catch up before queueing more: a flow submitting faster than
+        its tasks run would otherwise hold every queued run in memory. Only code
+        outside the pool waits; a task submitting from a pool thread never does (it
+        could be what the queue is waiting for)."""
+        if threading.current_thread().name.startswith(_THREAD_PREFIX):
+            return
+        while executor._work_queue.qsize() > _BACKLOG // 2:
+            time.sleep(0.001)
 
     def shutdown(self, wait: bool = True) -> None:
         with self._lock:
