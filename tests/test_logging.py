@@ -234,3 +234,54 @@ def test_bad_logging_level_is_a_clear_error(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)
     assert result.returncode != 0
     assert "RIVERRUN_LOGGING_LEVEL='LOUD' is not a logging level" in result.stderr
+
+
+def _engine_lines(err: str) -> list[str]:
+    # The lines without their clock: "INFO    | Task run 'x' - Finished in state ..."
+    return [line.split(" | ", 1)[1] for line in err.splitlines() if " | " in line]
+
+
+def test_engine_lines_are_the_same_when_another_handler_listens(
+    store: RunStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    @task
+    def step() -> int:
+        return 1
+
+    @flow
+    def pipeline() -> int:
+        return step()
+
+    pipeline()
+    alone = _engine_lines(capsys.readouterr().err)
+    seen: list[logging.LogRecord] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    recorder = Recorder()
+    logging.getLogger("riverrun.task_runs").addHandler(recorder)
+    try:
+        pipeline()
+    finally:
+        logging.getLogger("riverrun.task_runs").removeHandler(recorder)
+    watched = _engine_lines(capsys.readouterr().err)
+    # The same lines (bar run names), whether riverrun's handlers alone listen or not.
+    strip = re.compile(r"'[a-z]+-[a-z]+'")
+    assert [strip.sub("NAME", line) for line in alone] == [
+        strip.sub("NAME", line) for line in watched
+    ]
+    # The extra handler saw the engine's task line as a full record.
+    assert [r.getMessage() for r in seen] == ["Finished in state Completed()"]
+    assert getattr(seen[0], "label") == "Task run 'step'"  # noqa: B009
+    first, second = store.read_flow_runs()[::-1]
+    logged = [
+        [(entry.level, entry.logger, entry.message) for entry in store.read_logs(run.id)]
+        for run in (first, second)
+    ]
+    assert [strip.sub("NAME", str(line)) for line in logged[0]] == [
+        strip.sub("NAME", str(line)) for line in logged[1]
+    ]

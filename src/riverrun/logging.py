@@ -64,13 +64,23 @@ class RunFormatter(logging.Formatter):
             return super().format(record)
         # The common line, built directly (same text as the format string gives).
         record.message = record.getMessage()
-        second = int(record.created)
+        label = getattr(record, "label", record.name)
+        return self._line(record.created, record.msecs, level, label, record.message)
+
+    def line(self, created: float, levelno: int, label: str, message: str) -> str:
+        """The line ``format`` gives for a plain record with these fields."""
+        level = f"{logging.getLevelName(levelno):<7}"
+        if self.colour:
+            level = f"{_COLOURS.get(levelno, '')}{level}\x1b[0m"
+        return self._line(created, (created - int(created)) * 1000, level, label, message)
+
+    def _line(self, created: float, msecs: float, level: str, label: str, message: str) -> str:
+        second = int(created)
         cached_second, clock = self._clock
         if second != cached_second:
-            clock = time.strftime("%H:%M:%S", self.converter(record.created))
+            clock = time.strftime("%H:%M:%S", self.converter(created))
             self._clock = (second, clock)
-        label = getattr(record, "label", record.name)
-        return f"{clock}.{int(record.msecs):03d} | {level} | {label} - {record.message}"
+        return f"{clock}.{int(msecs):03d} | {level} | {label} - {message}"
 
 
 _console_handlers: weakref.WeakSet[ConsoleHandler] = weakref.WeakSet()
@@ -125,6 +135,16 @@ class ConsoleHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
+        self._queued()
+
+    def emit_line(self, created: float, levelno: int, label: str, message: str) -> None:
+        """Queue an engine line without a ``LogRecord`` (see ``RunLogger.engine_event``)."""
+        formatter = self.formatter
+        assert isinstance(formatter, RunFormatter)
+        self._lines.append(formatter.line(created, levelno, label, message))
+        self._queued()
+
+    def _queued(self) -> None:
         if not self.batched:
             self.flush()
             return
@@ -209,10 +229,60 @@ class RunLogger(logging.LoggerAdapter[logging.Logger]):
         logger = self.logger
         if not logger.isEnabledFor(level):
             return
+        own = _own_handlers
+        if own is not None and _only_ours_listen(logger, level, own):
+            # Nobody but riverrun's two handlers would see the record: hand them the
+            # line directly (a LogRecord and the handler walk cost more than the rest).
+            console, _ = own
+            extra: Any = self.extra
+            label = extra["label"]
+            created = time.time()
+            console.emit_line(created, level, label, message)
+            store = extra["store"]
+            if store is not None:
+                from riverrun.store.protocol import LogEntry  # loaded already by the store
+
+                store.record_log(
+                    LogEntry(
+                        flow_run_id=extra["flow_run_id"],
+                        task_run_id=extra["task_run_id"],
+                        level=level,
+                        logger=label,
+                        message=message,
+                        timestamp=datetime.fromtimestamp(created, UTC),
+                    )
+                )
+            return
         record = logger.makeRecord(logger.name, level, "riverrun", 0, message, (), None)
         if self.extra:
             record.__dict__.update(self.extra)
         logger.handle(record)
+
+
+# The handlers setup_logging installed, while they are the riverrun logger's only ones.
+_own_handlers: tuple[ConsoleHandler, StoreHandler] | None = None
+
+
+def _only_ours_listen(
+    logger: logging.Logger, level: int, own: tuple[ConsoleHandler, StoreHandler]
+) -> bool:
+    parent = logger.parent
+    if logger.handlers or logger.filters or not logger.propagate or parent is None:
+        return False
+    if parent.name != ROOT or parent.filters or parent.propagate:
+        return False
+    console, store = own
+    handlers = parent.handlers
+    return (
+        len(handlers) == 2
+        and handlers[0] is console
+        and handlers[1] is store
+        and not console.filters
+        and not store.filters
+        and console.level <= level
+        and store.level <= level
+        and isinstance(console.formatter, RunFormatter)
+    )
 
 
 _setup_lock = threading.Lock()
@@ -236,8 +306,11 @@ def setup_logging(settings: Settings | None = None) -> None:
         console = ConsoleHandler(batched=not terminal)
         colour = not settings.no_color and terminal
         console.setFormatter(RunFormatter(colour=colour))
+        store_handler = StoreHandler()
         root.addHandler(console)
-        root.addHandler(StoreHandler())
+        root.addHandler(store_handler)
+        global _own_handlers
+        _own_handlers = (console, store_handler)
         # Run logs are shown once, by our console handler, not again by the root logger.
         root.propagate = False
         _configured = True
@@ -245,8 +318,9 @@ def setup_logging(settings: Settings | None = None) -> None:
 
 def reset_logging() -> None:
     """Remove riverrun's handlers (for tests that change logging settings)."""
-    global _configured
+    global _configured, _own_handlers
     with _setup_lock:
+        _own_handlers = None
         root = logging.getLogger(ROOT)
         for handler in list(root.handlers):
             if isinstance(handler, ConsoleHandler | StoreHandler):

@@ -165,7 +165,14 @@ def _sqlite_timestamp(value: datetime | None) -> str | None:
     # The text SQLAlchemy's SQLite DateTime type reads back, in UTC like UTCDateTime.
     if value is None:
         return None
+    if value.tzinfo is UTC:  # the engine's own timestamps: drop the "+00:00"
+        return value.isoformat(" ", "microseconds")[:-6]
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_json(value: Any) -> str:
+    # Most tags and upstream lists are empty: skip the encoder for them.
+    return "[]" if value == [] else json.dumps(value)
 
 
 def _bulk_insert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -179,7 +186,7 @@ def _bulk_insert(connection: Connection, table: Table, rows: list[dict[str, Any]
     dialect = connection.dialect
     to_json: Callable[[Any], Any]
     if dialect.name == "sqlite":
-        placeholder, to_timestamp, to_json = "?", _sqlite_timestamp, json.dumps
+        placeholder, to_timestamp, to_json = "?", _sqlite_timestamp, _sqlite_json
     elif dialect.name == "postgresql" and dialect.driver == "psycopg":
         from psycopg.types.json import Json
 
@@ -202,12 +209,15 @@ def _bulk_insert(connection: Connection, table: Table, rows: list[dict[str, Any]
         ", ".join([placeholder] * len(names)),
     )
     values = itemgetter(*names)
-    parameters = []
-    for row in rows:
-        converted = list(values(row))
-        for position, convert in conversions:
-            converted[position] = convert(converted[position])
-        parameters.append(tuple(converted))
+    if conversions:
+        parameters = []
+        for row in rows:
+            converted = list(values(row))
+            for position, convert in conversions:
+                converted[position] = convert(converted[position])
+            parameters.append(tuple(converted))
+    else:
+        parameters = [values(row) for row in rows]
     connection.exec_driver_sql(statement, parameters)
 
 
