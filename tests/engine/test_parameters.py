@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -143,3 +144,31 @@ def test_tags_are_stored_with_runs(store: RunStore) -> None:
     assert task_run.tags == ["nightly", "eu", "inner", "io"]
     with pytest.raises(ValueError, match="non-empty strings"), tags(""):
         pass
+
+
+_PLAIN_VALUES = """
+import sys
+from riverrun import flow
+
+@flow
+def plain(n: int, name: str, ratio: float = 0.5, on: bool = True) -> int:
+    return n
+
+assert plain(3, "x") == 3
+print("pydantic" in sys.modules)
+assert plain("4", "x") == 4  # a value that needs coercion still gets it
+print("pydantic" in sys.modules)
+"""
+
+
+def test_values_that_already_fit_their_plain_hints_skip_pydantic(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "plain.py"
+    script.write_text(_PLAIN_VALUES)
+    env = {**os.environ, "RIVERRUN_HOME": str(tmp_path / "home")}
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]

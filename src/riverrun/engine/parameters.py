@@ -96,13 +96,25 @@ def validate_parameters(
     Raises:
         ParameterTypeError: naming every parameter whose value does not fit.
     """
+    plan = cache.get("plan")
+    if plan is None:
+        plan = cache["plan"] = _plan(fn, signature)
+    exact, hinted = plan
+    # A value whose type is exactly its plain hint (an int for `n: int`) is valid as
+    # it is: pydantic is loaded only for the values that need it.
+    pending = [
+        name
+        for name, value in bound.arguments.items()
+        if name in hinted and type(value) is not exact.get(name)
+    ]
+    if not pending:
+        return
     adapters = cache.get("adapters")
     if adapters is None:
-        # A flow without type hints has nothing to validate: pydantic is not loaded.
-        hinted = any(p.annotation is not p.empty for p in signature.parameters.values())
-        adapters = cache["adapters"] = _adapters(fn, signature) if hinted else {}
+        adapters = cache["adapters"] = _adapters(fn, signature)
     errors: list[tuple[str, Any, str]] = []
-    for name, value in bound.arguments.items():
+    for name in pending:
+        value = bound.arguments[name]
         adapter = adapters.get(name)
         if adapter is None:
             continue
@@ -114,17 +126,39 @@ def validate_parameters(
         raise ParameterTypeError(flow_name, errors)
 
 
-def _adapters(fn: Callable[..., Any], signature: inspect.Signature) -> dict[str, Any]:
+_EXACT = (int, float, str, bool, bytes)
+
+
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
     import typing
 
-    from pydantic import ConfigDict, TypeAdapter
-
     try:
-        hints = typing.get_type_hints(fn)
+        return typing.get_type_hints(fn)
     except Exception:
         # Hints that cannot be resolved (a name only imported under TYPE_CHECKING) are
         # skipped rather than failing every call.
-        hints = {}
+        return {}
+
+
+def _plan(fn: Callable[..., Any], signature: inspect.Signature) -> tuple[dict[str, type], set[str]]:
+    """The parameters to validate, and those whose hint is a plain scalar type."""
+    if all(p.annotation is p.empty for p in signature.parameters.values()):
+        return {}, set()
+    hints = _hints(fn)
+    hinted = {
+        name
+        for name, parameter in signature.parameters.items()
+        if name in hints
+        and parameter.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    }
+    exact = {name: hints[name] for name in hinted if hints[name] in _EXACT}
+    return exact, hinted
+
+
+def _adapters(fn: Callable[..., Any], signature: inspect.Signature) -> dict[str, Any]:
+    from pydantic import ConfigDict, TypeAdapter
+
+    hints = _hints(fn)
     config = ConfigDict(arbitrary_types_allowed=True)
     adapters: dict[str, Any] = {}
     for name, parameter in signature.parameters.items():
