@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from riverrun.annotations import allow_failure, unmapped
 from riverrun.context import FlowRunContext, flow_run_context, task_run_context
-from riverrun.engine.dependencies import Upstreams, find_upstreams, resolve
+from riverrun.engine.dependencies import Upstreams, find_upstreams
 from riverrun.engine.dispatcher import cancel_with, dispatch, set_exception, set_result
-from riverrun.engine.effects import drive_async, drive_sync, run_coroutine_sync
+from riverrun.engine.effects import RunLoop, drive_async, drive_sync, run_coroutine_sync
 from riverrun.engine.task_engine import (
+    await_upstreams,
     next_call_index,
     prepare_call,
-    record_not_ready,
+    ready_arguments,
     task_run_loop,
 )
 from riverrun.futures import RiverrunFuture, RiverrunFutureList
@@ -69,14 +70,7 @@ def submit_task(
     elif upstreams is None and not runner.remote:
         # The common case, kept short: the whole run happens on a pool thread.
         loop = task_run_loop(task, args, kwargs, flow_context, call_index, task_run_id)
-        body: Callable[[], State]
-        if task.is_async:
-            # The coroutine is made on the worker, so a task cancelled before it starts
-            # leaves no coroutine behind that was never awaited.
-            body = lambda: run_coroutine_sync(drive_async(loop))  # noqa: E731
-        else:
-            body = lambda: drive_sync(loop)  # noqa: E731
-        inner = runner.submit(contextvars.copy_context().run, body)
+        inner = runner.submit(contextvars.copy_context().run, _body(task, loop))
         future = RiverrunFuture(inner, task_run_id=task_run_id, name=task.name)
     else:
         if runner.remote and flow_context is None:
@@ -93,6 +87,15 @@ def submit_task(
     if flow_context is not None:
         flow_context.track(future)
     return future
+
+
+def _body(task: Task[..., Any], loop: RunLoop[State]) -> Callable[[], State]:
+    """What a pool thread runs for one task run."""
+    if task.is_async:
+        # The coroutine is made on the worker, so a task cancelled before it starts
+        # leaves no coroutine behind that was never awaited.
+        return lambda: run_coroutine_sync(drive_async(loop))
+    return lambda: drive_sync(loop)
 
 
 def _flow_loop(flow_context: FlowRunContext | None) -> asyncio.AbstractEventLoop | None:
@@ -123,22 +126,16 @@ def _on_loop(
     upstreams: Upstreams | None,
 ) -> RiverrunFuture[Any]:
     """Run an async task as an asyncio task on the caller's loop."""
-    import asyncio
 
     async def run() -> State:
-        call_args, call_kwargs = args, kwargs
         if upstreams is not None:
-            if upstreams.futures:
-                await asyncio.wait(
-                    [asyncio.wrap_future(f.concurrent_future) for f in upstreams.futures.values()]
-                )
-            resolved = resolve(args, kwargs, upstreams)
-            if isinstance(resolved, State):
-                return record_not_ready(
-                    task, args, kwargs, flow_context, call_index, task_run_id, upstreams, resolved
-                )
-            call_args, call_kwargs = resolved
-        ids = upstreams.ids if upstreams is not None else None
+            await await_upstreams(upstreams)
+        ready = ready_arguments(
+            task, args, kwargs, flow_context, call_index, task_run_id, upstreams
+        )
+        if isinstance(ready, State):
+            return ready
+        call_args, call_kwargs, ids = ready
         loop = task_run_loop(
             task, call_args, call_kwargs, flow_context, call_index, task_run_id, ids
         )
@@ -211,34 +208,24 @@ class _Start:
             set_exception(self.result, error)
 
     def _start(self) -> None:
-        args, kwargs, upstreams = self.args, self.kwargs, self.upstreams
-        ids = None
-        if upstreams is not None:
-            ids = upstreams.ids
-            resolved = resolve(args, kwargs, upstreams)
-            if isinstance(resolved, State):
-                state = record_not_ready(
-                    self.task,
-                    args,
-                    kwargs,
-                    self.flow_context,
-                    self.call_index,
-                    self.task_run_id,
-                    upstreams,
-                    resolved,
-                )
-                self.result.set_result(state)
-                return
-            args, kwargs = resolved
+        ready = ready_arguments(
+            self.task,
+            self.args,
+            self.kwargs,
+            self.flow_context,
+            self.call_index,
+            self.task_run_id,
+            self.upstreams,
+        )
+        if isinstance(ready, State):
+            set_result(self.result, ready)
+            return
+        args, kwargs, ids = ready
         if not self.runner.remote:
             loop = task_run_loop(
                 self.task, args, kwargs, self.flow_context, self.call_index, self.task_run_id, ids
             )
-            if self.task.is_async:
-                body: Callable[[], State] = lambda: run_coroutine_sync(drive_async(loop))  # noqa: E731
-            else:
-                body = lambda: drive_sync(loop)  # noqa: E731
-            inner = self.runner.submit(contextvars.copy_context().run, body)
+            inner = self.runner.submit(contextvars.copy_context().run, _body(self.task, loop))
             inner.add_done_callback(self._copy)
             cancel_with(self.result, inner)
             return

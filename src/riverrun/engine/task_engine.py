@@ -44,9 +44,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TaskCall",
+    "await_upstreams",
     "call_task",
     "dispatch",
     "prepare_call",
+    "ready_arguments",
     "record_not_ready",
     "record_pending",
     "run_call",
@@ -92,29 +94,53 @@ def call_task(
     call_index = next_call_index(task, flow_context)
     task_run_id = new_id()
     upstreams = find_upstreams(args, kwargs, wait_for) if args or kwargs or wait_for else None
+    ids = None
     if upstreams is not None:
         if task.is_async and caller_is_async():
             return _await_upstreams_then_run(
                 task, args, kwargs, flow_context, call_index, task_run_id, upstreams, return_state
             )
         _wait_sync(upstreams)
-        resolved = resolve(args, kwargs, upstreams)
-        if isinstance(resolved, State):
-            state = record_not_ready(
-                task, args, kwargs, flow_context, call_index, task_run_id, upstreams, resolved
-            )
-            return state if return_state else state.result()
-        args, kwargs = resolved
-    loop = task_run_loop(
-        task,
-        args,
-        kwargs,
-        flow_context,
-        call_index,
-        task_run_id,
-        upstreams.ids if upstreams else None,
-    )
+        ready = ready_arguments(
+            task, args, kwargs, flow_context, call_index, task_run_id, upstreams
+        )
+        if isinstance(ready, State):
+            return ready if return_state else ready.result()
+        args, kwargs, ids = ready
+    loop = task_run_loop(task, args, kwargs, flow_context, call_index, task_run_id, ids)
     return dispatch(loop, is_async=task.is_async, return_state=return_state)
+
+
+def ready_arguments(
+    task: Task[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    flow_context: FlowRunContext | None,
+    call_index: int,
+    task_run_id: str,
+    upstreams: Upstreams | None,
+) -> tuple[tuple[Any, ...], dict[str, Any], list[str] | None] | State:
+    """Once every upstream of a call is done: its arguments with their results put in,
+    and the upstream ids to record; or, when one did not complete, the run's NotReady
+    state, recorded."""
+    if upstreams is None:
+        return args, kwargs, None
+    resolved = resolve(args, kwargs, upstreams)
+    if isinstance(resolved, State):
+        return record_not_ready(
+            task, args, kwargs, flow_context, call_index, task_run_id, upstreams, resolved
+        )
+    return resolved[0], resolved[1], upstreams.ids
+
+
+async def await_upstreams(upstreams: Upstreams) -> None:
+    """Wait, without blocking the event loop, until every upstream is done."""
+    import asyncio
+
+    if upstreams.futures:
+        await asyncio.wait(
+            [asyncio.wrap_future(f.concurrent_future) for f in upstreams.futures.values()]
+        )
 
 
 def _wait_sync(upstreams: Upstreams) -> None:
@@ -135,19 +161,15 @@ async def _await_upstreams_then_run(
     upstreams: Upstreams,
     return_state: bool,
 ) -> Any:
-    import asyncio
-
-    if upstreams.futures:
-        await asyncio.wait(
-            [asyncio.wrap_future(f.concurrent_future) for f in upstreams.futures.values()]
-        )
-    resolved = resolve(args, kwargs, upstreams)
-    if isinstance(resolved, State):
-        state = record_not_ready(
-            task, args, kwargs, flow_context, call_index, task_run_id, upstreams, resolved
-        )
+    await await_upstreams(upstreams)
+    ready = ready_arguments(task, args, kwargs, flow_context, call_index, task_run_id, upstreams)
+    if isinstance(ready, State):
+        state = ready
     else:
-        loop = task_run_loop(task, *resolved, flow_context, call_index, task_run_id, upstreams.ids)
+        call_args, call_kwargs, ids = ready
+        loop = task_run_loop(
+            task, call_args, call_kwargs, flow_context, call_index, task_run_id, ids
+        )
         state = await drive_async(loop)
     return state if return_state else state.result()
 
