@@ -6,8 +6,9 @@ for the baseline (plain functions, a plain ``ThreadPoolExecutor``), for riverrun
 given a Prefect venv's interpreter, for Prefect — all in the same run, so the ratios
 hold on a noisy machine. Per workload it reports the median of: the timed section per
 item (or the whole process's wall time for ``import`` and ``hello``), the process's CPU
-time and peak RSS. ``--smoke`` uses small sizes and one repeat (CI runs it so the
-benchmarks never rot); it fails if riverrun did not record every task run.
+time and its peak RSS (taken before the workload reads its records back). ``--smoke``
+uses small sizes and one repeat (CI runs it so the benchmarks never rot); it fails if
+riverrun did not record every task run.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def run_once(python: str, workload: Workload, engine: str, n: int, log_level: st
     return Sample(
         metric=metric,
         cpu_ms=(usage.ru_utime + usage.ru_stime) * 1e3,
-        rss_mib=usage.ru_maxrss / 1024,
+        rss_mib=result.get("rss_kib", usage.ru_maxrss) / 1024,
         recorded=result["recorded"],
     )
 

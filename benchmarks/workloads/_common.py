@@ -82,5 +82,10 @@ def recorded_task_runs(engine: str) -> int | None:
 
 
 def report(args: Args, seconds: float, *, count_runs: bool = True) -> None:
+    # Peak memory is taken before the count: reading every task run back is the
+    # benchmark's own work, not the workload's.
+    import resource
+
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     recorded = recorded_task_runs(args.engine) if count_runs else None
-    print(json.dumps({"n": args.n, "seconds": seconds, "recorded": recorded}))
+    print(json.dumps({"n": args.n, "seconds": seconds, "recorded": recorded, "rss_kib": rss_kib}))

@@ -35,7 +35,7 @@ _EAGER_FLUSH_AT = 5_000
 # Past this many, the thread recording an event writes the queue itself: when runs
 # record faster than the database takes them, they slow down instead of the queue
 # (and the process's memory) growing without bound.
-_HIGH_WATER = 20_000
+_HIGH_WATER = 10_000
 
 
 def _first_line(error: BaseException) -> str:

@@ -33,7 +33,7 @@ T = TypeVar("T")
 _DEFAULT_WORKERS = 32
 _THREAD_PREFIX = "riverrun-task"
 # Runs waiting to start beyond which submit() from outside the pool waits for it.
-_BACKLOG = 10_000
+_BACKLOG = 1_000
 
 
 class TaskRunner(Protocol):
