@@ -1,8 +1,11 @@
-"""Settings: the only module that reads the environment.
+"""Settings: the only module that reads the environment and the settings profile.
 
-Every setting is a ``RIVERRUN_*`` environment variable. ``get_settings()`` reads them at
-call time, so a test or a user can change the environment (or use
-``temporary_settings``) without restarting the interpreter.
+Every setting is a ``RIVERRUN_*`` environment variable. A setting may also be kept in
+the profile, ``$RIVERRUN_HOME/profile.toml`` (written by ``riverrun config set``); the
+environment wins over the profile. ``get_settings()`` reads both at call time, so a
+test or a user can change them (or use ``temporary_settings``) without restarting the
+interpreter. ``RIVERRUN_HOME`` itself comes only from the environment: it says where
+the profile is.
 """
 
 from __future__ import annotations
@@ -14,9 +17,27 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Settings", "get_settings", "temporary_settings"]
+__all__ = [
+    "PROFILE_KEYS",
+    "Settings",
+    "check_setting",
+    "get_settings",
+    "profile_path",
+    "read_profile",
+    "temporary_settings",
+    "write_profile",
+]
 
 _LEVELS = {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}
+
+#: The settings a profile may hold (``RIVERRUN_HOME`` locates the profile itself).
+PROFILE_KEYS = (
+    "RIVERRUN_API_URL",
+    "RIVERRUN_DATABASE_URL",
+    "RIVERRUN_FLUSH_INTERVAL",
+    "RIVERRUN_HEARTBEAT_INTERVAL",
+    "RIVERRUN_LOGGING_LEVEL",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +64,94 @@ class Settings:
     heartbeat_interval: float = 10.0
 
 
+def _home(env: Mapping[str, str]) -> Path:
+    return Path(env.get("RIVERRUN_HOME") or Path.home() / ".riverrun").expanduser()
+
+
+def profile_path() -> Path:
+    """Where the settings profile of this ``RIVERRUN_HOME`` lives."""
+    return _home(os.environ) / "profile.toml"
+
+
+# path -> (modification time and size, its settings): read again only when it changes.
+_profiles: dict[Path, tuple[tuple[int, int], dict[str, str]]] = {}
+
+
+def read_profile(path: Path | None = None) -> dict[str, str]:
+    """The settings in the profile (``{}`` when there is none).
+
+    Raises:
+        ValueError: the file is not valid TOML, or holds a key that is not a setting.
+    """
+    path = path or profile_path()
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return {}
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    cached = _profiles.get(path)
+    if cached is not None and cached[0] == stamp:
+        return dict(cached[1])
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"The settings profile {path} is not valid TOML: {error}") from None
+    values: dict[str, str] = {}
+    for key, value in data.items():
+        if key not in PROFILE_KEYS:
+            raise ValueError(
+                f"The settings profile {path} holds {key!r}, which is not a setting it can "
+                f"hold (one of {', '.join(PROFILE_KEYS)})"
+            )
+        values[key] = str(value)
+    _profiles[path] = (stamp, values)
+    return dict(values)
+
+
+def write_profile(values: Mapping[str, str], path: Path | None = None) -> None:
+    """Replace the profile with ``values`` (written whole, then renamed into place)."""
+    import json
+    import tempfile
+
+    path = path or profile_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# riverrun settings (riverrun config set / unset); environment variables win."]
+    # A JSON string is a valid TOML basic string for these values.
+    lines += [f"{key} = {json.dumps(values[key])}" for key in sorted(values)]
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".profile.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def check_setting(key: str, value: str) -> None:
+    """Raise ``ValueError`` naming the problem if ``key=value`` is not a valid setting."""
+    if key not in PROFILE_KEYS:
+        raise ValueError(f"{key!r} is not a setting; use one of {', '.join(PROFILE_KEYS)}")
+    if key == "RIVERRUN_API_URL" and not value.startswith(("http://", "https://")):
+        raise ValueError(f"RIVERRUN_API_URL={value!r} must be an http:// or https:// URL")
+    if key == "RIVERRUN_DATABASE_URL" and "://" not in value:
+        raise ValueError(
+            f"RIVERRUN_DATABASE_URL={value!r} is not a database URL "
+            "(sqlite:///path or postgresql+psycopg://user@host/db)"
+        )
+    _settings_from({key: value}, Path("/"))
+
+
 def get_settings() -> Settings:
-    """Read the settings from the environment."""
+    """Read the settings from the environment, over those in the profile."""
     env = os.environ
-    home = Path(env.get("RIVERRUN_HOME") or Path.home() / ".riverrun").expanduser()
+    home = _home(env)
+    return _settings_from({**read_profile(home / "profile.toml"), **env}, home)
+
+
+def _settings_from(env: Mapping[str, str], home: Path) -> Settings:
     level = env.get("RIVERRUN_LOGGING_LEVEL", "INFO").strip().upper()
     if level not in _LEVELS:
         raise ValueError(

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from riverrun import __version__
-from riverrun.cli import flow_runs
+from riverrun.cli import config, flow_runs
 from riverrun.cli.session import CliError
 from riverrun.exceptions import ObjectNotFoundError, RiverrunError
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"riverrun {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     flow_runs.register(commands)
+    config.register(commands)
     return parser
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from riverrun.store import RunStore
 
-__all__ = ["CliError", "open_store", "safe_url"]
+__all__ = ["CliError", "hide_password", "open_store", "safe_url"]
 
 # "scheme://user:password@host": everything between the user's colon and the "@".
 _CREDENTIALS = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
@@ -62,6 +62,12 @@ def open_store() -> Iterator[RunStore]:
         ) from None
 
 
+def hide_password(text: str) -> str:
+    """``text`` with the password of any ``scheme://user:password@`` in it hidden
+    (without loading SQLAlchemy to parse it)."""
+    return _CREDENTIALS.sub(r"\1***@", text)
+
+
 def safe_url(url: str) -> str:
     """``url`` with any password hidden, even when it does not parse as a URL."""
     from riverrun.db.engine import redacted
@@ -69,7 +75,7 @@ def safe_url(url: str) -> str:
     try:
         return redacted(url)
     except Exception:
-        return _CREDENTIALS.sub(r"\1***@", url)
+        return hide_password(url)
 
 
 def _reason(error: BaseException, url: str) -> str:
