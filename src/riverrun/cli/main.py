@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from riverrun import __version__
-from riverrun.cli import config, flow_runs
+from riverrun.cli import config, database, flow_runs
 from riverrun.cli.session import CliError
 from riverrun.exceptions import ObjectNotFoundError, RiverrunError
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     flow_runs.register(commands)
     config.register(commands)
+    database.register(commands)
     return parser
 
 
