@@ -135,3 +135,23 @@ def test_the_queue_stays_bounded_when_runs_outpace_the_database(store: RunStore)
     assert longest <= _HIGH_WATER
     store.flush()
     assert len(store._queue) == 0
+
+
+def test_sqlite_timestamps_are_written_as_sqlalchemy_reads_them() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from riverrun.db.repository import _sqlite_timestamp
+
+    start = datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+    moments = [start, start + timedelta(microseconds=1), start + timedelta(seconds=1)]
+    moments.append(datetime(2026, 1, 2, 3, 4, 5, 0, tzinfo=UTC))
+    moments.append(datetime(2026, 1, 2, 5, 4, 5, 7, tzinfo=timezone(timedelta(hours=2))))
+    texts = [_sqlite_timestamp(moment) for moment in moments]
+    assert texts == [
+        "2026-12-31 23:59:59.999999",
+        "2027-01-01 00:00:00.000000",
+        "2027-01-01 00:00:00.999999",
+        "2026-01-02 03:04:05.000000",
+        "2026-01-02 03:04:05.000007",
+    ]
+    assert _sqlite_timestamp(None) is None

@@ -161,13 +161,25 @@ def apply_batch(connection: Connection, batch: Batch) -> None:
             connection.execute(statement, rows)
 
 
+# (the fields down to the second, their text) of the last timestamp written: a flush
+# writes several timestamps per task run, nearly all within the same second.
+_second_text: tuple[tuple[int, ...], str] = ((), "")
+
+
 def _sqlite_timestamp(value: datetime | None) -> str | None:
-    # The text SQLAlchemy's SQLite DateTime type reads back, in UTC like UTCDateTime.
+    """The text SQLAlchemy's SQLite DateTime type reads back, in UTC like UTCDateTime:
+    ``YYYY-MM-DD HH:MM:SS.ffffff``."""
+    global _second_text
     if value is None:
         return None
-    if value.tzinfo is UTC:  # the engine's own timestamps: drop the "+00:00"
-        return value.isoformat(" ", "microseconds")[:-6]
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    second = (value.year, value.month, value.day, value.hour, value.minute, value.second)
+    cached, text = _second_text
+    if cached != second:
+        text = value.replace(microsecond=0, tzinfo=None).isoformat(" ")
+        _second_text = (second, text)
+    return f"{text}.{value.microsecond:06d}"
 
 
 def _sqlite_json(value: Any) -> str:
