@@ -8,7 +8,6 @@ that flow's run.
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -68,55 +67,49 @@ class FlowRunContext:
     completed: dict[tuple[str, int], tuple[State, dict[str, Any]]] = field(default_factory=dict)
     counters: dict[str, Iterator[int]] = field(default_factory=dict)
     futures: dict[str, RiverrunFuture[Any]] = field(default_factory=dict)
-    submitted: int = 0
-    unfinished: int = 0
+    # Keys of the tracked runs not finished yet. No lock: a dict's single operations
+    # are atomic, and a lock here was contended by every pool thread finishing a run.
+    _pending: dict[str, None] = field(default_factory=dict)
+    _submitted: Iterator[int] = field(default_factory=itertools.count)
     _idle: Future[None] | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def track(self, future: RiverrunFuture[Any]) -> None:
         """Wait for ``future`` before the flow finishes; fail the flow if it fails
         unobserved."""
         key = future.task_run_id
-        with self._lock:
-            self.submitted += 1
-            self.unfinished += 1
-            self.futures[key] = future
+        next(self._submitted)
+        self._pending[key] = None
+        self.futures[key] = future
         future.concurrent_future.add_done_callback(lambda inner: self._settled(key, inner))
 
     def _settled(self, key: str, inner: Future[State]) -> None:
-        keep = not inner.cancelled() and (
-            inner.exception() is not None or not inner.result().is_completed()
-        )
-        with self._lock:
-            if not keep:
-                self.futures.pop(key, None)
-            self.unfinished -= 1
-            idle = self._idle if self.unfinished == 0 else None
+        if inner.cancelled() or (inner.exception() is None and inner.result().is_completed()):
+            self.futures.pop(key, None)
+        self._pending.pop(key, None)
+        if not self._pending:
+            idle = self._idle
             if idle is not None:
-                self._idle = None
-        if idle is not None:
-            idle.set_result(None)
+                _resolve(idle)
 
     def all_done(self) -> Future[None]:
         """A future that is done once every tracked task run has finished (also those
         submitted meanwhile by running tasks). Waiting on it holds no results."""
         from concurrent.futures import Future
 
-        with self._lock:
-            if self.unfinished == 0:
-                done: Future[None] = Future()
-                done.set_result(None)
-                return done
-            if self._idle is None:
-                self._idle = Future()
-            return self._idle
+        idle: Future[None] = Future()
+        self._idle = idle
+        # Checked after publishing it: a run settling meanwhile either sees this future
+        # or has already emptied what is checked here.
+        if not self._pending:
+            _resolve(idle)
+        return idle
 
     def take_futures(self) -> tuple[list[RiverrunFuture[Any]], int]:
         """The tracked futures (unfinished or failed) and the count submitted since the
-        last call; starts afresh."""
-        with self._lock:
-            futures, self.futures = list(self.futures.values()), {}
-            submitted, self.submitted = self.submitted, 0
+        last call; starts afresh. Called when no run is being submitted."""
+        futures, self.futures = list(self.futures.values()), {}
+        submitted = next(self._submitted)
+        self._submitted = itertools.count()
         return futures, submitted
 
     def reused(self, key: tuple[str, int], arguments: dict[str, Any]) -> State | None:
@@ -155,6 +148,15 @@ class TaskRunContext:
     log_prints: bool
     is_async: bool
     flow_run_context: FlowRunContext | None
+
+
+def _resolve(idle: Future[None]) -> None:
+    import contextlib
+    from concurrent.futures import InvalidStateError
+
+    # Both sides of the race may resolve it; the second one finds it done.
+    with contextlib.suppress(InvalidStateError):
+        idle.set_result(None)
 
 
 flow_run_context: ContextVar[FlowRunContext | None] = ContextVar("riverrun_flow_run", default=None)
