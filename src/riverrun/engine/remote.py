@@ -310,15 +310,7 @@ def _record(call: TaskCall, events: list[tuple[str, Any]]) -> None:
 
 def _settle(call: TaskCall, result: Future[State], state: State) -> None:
     """Record a final state decided here (the worker never reported one)."""
-    flow_context = call.flow_context
-    store = flow_context.store if flow_context is not None else None
-    logger = run_logger(
-        "riverrun.task_runs",
-        f"Task run {call.label!r}",
-        store,
-        call.task_run.flow_run_id,
-        call.task_run.id,
-    )
+    store, logger = call.store, call.logger()
     if not state.is_cancelled():
         logger.error("%s", state.message)
     try:

@@ -40,6 +40,8 @@ from riverrun.states import Cached, Completed, Failed, Pending, Retrying, Runnin
 from riverrun.store.protocol import TaskRun
 
 if TYPE_CHECKING:
+    from riverrun.logging import RunLogger
+    from riverrun.store.protocol import RunStore
     from riverrun.tasks import Task
 
 __all__ = [
@@ -77,6 +79,21 @@ class TaskCall:
     encode_result: Callable[[Any], bytes] | None = None
     encoded_result: bytes | None = None
 
+    @property
+    def store(self) -> RunStore | None:
+        """Where the run is recorded (nowhere outside a flow)."""
+        return self.flow_context.store if self.flow_context is not None else None
+
+    def logger(self) -> RunLogger:
+        """The run's logger: lines labelled with the run, recorded with its ids."""
+        return run_logger(
+            "riverrun.task_runs",
+            f"Task run {self.label!r}",
+            self.store,
+            self.task_run.flow_run_id,
+            self.task_run.id,
+        )
+
 
 def call_task(
     task: Task[..., Any],
@@ -96,7 +113,7 @@ def call_task(
     upstreams = find_upstreams(args, kwargs, wait_for) if args or kwargs or wait_for else None
     ids = None
     if upstreams is not None:
-        if task.is_async and caller_is_async():
+        if task.is_async and _caller_is_async():
             return _await_upstreams_then_run(
                 task, args, kwargs, flow_context, call_index, task_run_id, upstreams, return_state
             )
@@ -183,14 +200,14 @@ def dispatch(loop: RunLoop[State], *, is_async: bool, return_state: bool) -> Any
     """
     if not is_async:
         state = drive_sync(loop)
-    elif caller_is_async():
+    elif _caller_is_async():
         return _await_state(loop, return_state)
     else:
         state = run_coroutine_sync(drive_async(loop))
     return state if return_state else state.result()
 
 
-def caller_is_async() -> bool:
+def _caller_is_async() -> bool:
     # Outside any run, calling an async function gives a coroutine, as in plain Python;
     # inside a run, the enclosing body's kind decides.
     enclosing: TaskRunContext | FlowRunContext | None = (
@@ -306,16 +323,8 @@ def record_not_ready(
     if isinstance(call, State):
         return call
     record_pending(call)
-    store = flow_context.store if flow_context is not None else None
-    logger = run_logger(
-        "riverrun.task_runs",
-        f"Task run {call.label!r}",
-        store,
-        call.task_run.flow_run_id,
-        task_run_id,
-    )
-    propose(store, call.task_run, state)
-    log_final(logger, state)
+    propose(call.store, call.task_run, state)
+    log_final(call.logger(), state)
     return state
 
 
@@ -339,10 +348,7 @@ def task_run_loop(
 def run_call(call: TaskCall) -> RunLoop[State]:
     """Run a prepared, recorded call to its final state."""
     task, task_run, flow_context = call.task, call.task_run, call.flow_context
-    store = flow_context.store if flow_context is not None else None
-    logger = run_logger(
-        "riverrun.task_runs", f"Task run {call.label!r}", store, task_run.flow_run_id, task_run.id
-    )
+    logger = call.logger()
     context = TaskRunContext(
         task=task,
         task_run=task_run,
@@ -375,7 +381,7 @@ def _run(call: TaskCall, context: TaskRunContext) -> RunLoop[State]:
     args, kwargs = call.args, call.kwargs
     task_run, logger = context.task_run, context.logger
     flow_context = context.flow_run_context
-    store = flow_context.store if flow_context is not None else None
+    store = call.store
     state: State | None = None
     if task_run.cache_key is not None and not task.refresh_cache:
         assert flow_context is not None
