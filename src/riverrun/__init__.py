@@ -13,7 +13,7 @@ Example:
 from riverrun._version import __version__
 from riverrun.annotations import allow_failure, unmapped
 from riverrun.context import tags
-from riverrun.flows import Flow, flow
+from riverrun.flows import Flow, flow, resume_flow_run
 from riverrun.logging import get_run_logger
 from riverrun.states import State
 from riverrun.tasks import Task, task
@@ -26,6 +26,7 @@ __all__ = [
     "allow_failure",
     "flow",
     "get_run_logger",
+    "resume_flow_run",
     "tags",
     "task",
     "unmapped",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    from riverrun.engine.caching import ResultDefaults
     from riverrun.flows import Flow
     from riverrun.futures import RiverrunFuture
     from riverrun.logging import RunLogger
@@ -64,6 +65,11 @@ class FlowRunContext:
     reuse_completed: bool = False
     # The event loop an async flow's body runs on (async tasks it submits run there).
     loop: Any = None
+    # Defaults for the results of the flow's tasks (engine.caching.ResultDefaults).
+    results: ResultDefaults | None = None
+    # When resuming a flow run: the earlier attempts' completed task runs with a
+    # persisted result, by (task key, call index), and the attempt they come from.
+    earlier: dict[tuple[str, int], TaskRun] | None = None
     completed: dict[tuple[str, int], tuple[State, dict[str, Any]]] = field(default_factory=dict)
     counters: dict[str, Iterator[int]] = field(default_factory=dict)
     futures: dict[str, RiverrunFuture[Any]] = field(default_factory=dict)

@@ -8,6 +8,8 @@
     ├── UnfinishedRun             a state's result was asked for before it finished
     ├── ObjectNotFoundError       the store has no run with that id
     ├── StoreUnavailableError     the run history's database cannot be opened
+    ├── InvalidResultStorageKeyError  a result key would leave its storage folder (a ValueError)
+    ├── ResumeError               a flow run cannot be resumed (not failed, flow not found)
     └── RunTimeoutError           a flow or task ran past ``timeout_seconds`` (also a TimeoutError)
 
     BaseException
@@ -21,9 +23,11 @@ from typing import Any
 
 __all__ = [
     "EngineSignal",
+    "InvalidResultStorageKeyError",
     "MissingContextError",
     "ObjectNotFoundError",
     "ParameterTypeError",
+    "ResumeError",
     "RiverrunError",
     "RunTimeoutError",
     "StoreUnavailableError",
@@ -115,6 +119,23 @@ class UpstreamTaskError(RiverrunError):
             f"{state_name}; this task did not run (wrap the argument in allow_failure(...) "
             "to run it anyway)"
         )
+
+
+class InvalidResultStorageKeyError(RiverrunError, ValueError):
+    """A result storage key that is empty, absolute, or leaves its storage folder.
+
+    Attributes:
+        key: the key (or template) that was refused.
+    """
+
+    def __init__(self, key: object, reason: str) -> None:
+        self.key = key
+        super().__init__(f"Invalid result storage key {key!r}: {reason}")
+
+
+class ResumeError(RiverrunError):
+    """A flow run cannot be resumed: it did not fail, another process is resuming it,
+    or its flow cannot be loaded."""
 
 
 class TaskRunnerError(RiverrunError):

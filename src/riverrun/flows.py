@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
 
+from riverrun.names import callable_key
 from riverrun.orchestration import RetryDelaySeconds, RetryPolicy, normalise_delays
 from riverrun.task_runners import TaskRunner, ThreadPoolTaskRunner
+from riverrun.tasks import _serializer, _storage_folder
 
 if TYPE_CHECKING:
+    from riverrun.serializers import Serializer
     from riverrun.states import State
     from riverrun.store.protocol import FlowRun
 
-__all__ = ["Flow", "flow"]
+__all__ = ["Flow", "flow", "resume_flow_run"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -49,6 +53,9 @@ class Flow(Generic[P, R]):
         flow_run_name: str | Callable[[], str] | None = None,
         validate_parameters: bool = True,
         task_runner: TaskRunner | None = None,
+        persist_result: bool | None = None,
+        result_storage: str | os.PathLike[str] | None = None,
+        result_serializer: str | Serializer | None = None,
         on_completion: Sequence[FlowHook] | None = None,
         on_failure: Sequence[FlowHook] | None = None,
         on_crashed: Sequence[FlowHook] | None = None,
@@ -62,7 +69,7 @@ class Flow(Generic[P, R]):
         self.name = name or function_name.replace("_", "-")
         self.description = description if description is not None else inspect.getdoc(fn)
         self.version = version
-        self.key = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', function_name)}"
+        self.key = callable_key(fn, function_name)
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
         self.tags = tuple(dict.fromkeys(tags or ()))
@@ -77,6 +84,10 @@ class Flow(Generic[P, R]):
         self.flow_run_name = flow_run_name
         self.validate_parameters = validate_parameters
         self.task_runner: TaskRunner = task_runner or ThreadPoolTaskRunner()
+        # Defaults for the flow's tasks (a task's own options win).
+        self.persist_result = persist_result
+        self.result_storage = _storage_folder(result_storage)
+        self.result_serializer = _serializer(result_serializer)
         self.on_completion_hooks = list(on_completion or ())
         self.on_failure_hooks = list(on_failure or ())
         self.on_crashed_hooks = list(on_crashed or ())
@@ -98,6 +109,9 @@ class Flow(Generic[P, R]):
             "flow_run_name": flow_run_name,
             "validate_parameters": validate_parameters,
             "task_runner": task_runner,
+            "persist_result": persist_result,
+            "result_storage": result_storage,
+            "result_serializer": result_serializer,
             "on_completion": on_completion,
             "on_failure": on_failure,
             "on_crashed": on_crashed,
@@ -163,6 +177,9 @@ def flow(
     flow_run_name: str | Callable[[], str] | None = None,
     validate_parameters: bool = True,
     task_runner: TaskRunner | None = None,
+    persist_result: bool | None = None,
+    result_storage: str | os.PathLike[str] | None = None,
+    result_serializer: str | Serializer | None = None,
     on_completion: Sequence[FlowHook] | None = None,
     on_failure: Sequence[FlowHook] | None = None,
     on_crashed: Sequence[FlowHook] | None = None,
@@ -186,3 +203,22 @@ def flow(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         return Flow(function, **options)
 
     return decorate
+
+
+def resume_flow_run(flow_run_id: str, flow: Flow[..., Any] | None = None) -> State:
+    """Run a Failed, Crashed or Cancelled flow run again, from where it failed.
+
+    The run gets a new attempt (same id, same parameters). Each task call whose run
+    completed in an earlier attempt with a persisted result, for the same inputs, is
+    recorded Cached with that result instead of running; the others run. The flow is
+    ``flow`` or loaded from where the run was started (its script or module). Returns
+    the run's final state. ``riverrun flow-run retry ID`` does the same.
+
+    Raises:
+        ObjectNotFoundError: no flow run with that id (or unique id prefix).
+        ResumeError: the run did not fail, is a subflow run, another process is
+            resuming it, or its flow cannot be loaded.
+    """
+    from riverrun.engine.flow_engine import resume_flow_run as resume
+
+    return resume(flow_run_id, flow)

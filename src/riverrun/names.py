@@ -5,7 +5,29 @@ from __future__ import annotations
 import os
 import random
 
-__all__ = ["generate_flow_run_name", "generate_task_run_name", "new_id"]
+__all__ = [
+    "SCRIPT_MODULE",
+    "callable_key",
+    "generate_flow_run_name",
+    "generate_task_run_name",
+    "new_id",
+]
+
+#: The module name a flow's script is loaded under to resume one of its runs.
+SCRIPT_MODULE = "__riverrun_main__"
+
+
+def callable_key(fn: object, name: str) -> str:
+    """A flow's or task's stable identity: its module and qualified name.
+
+    A script loaded again to resume a run (under ``SCRIPT_MODULE``) gives the same keys
+    as when it ran as ``__main__``.
+    """
+    module = getattr(fn, "__module__", None) or "?"
+    if module == SCRIPT_MODULE:
+        module = "__main__"
+    return f"{module}.{getattr(fn, '__qualname__', name)}"
+
 
 # A generator of riverrun's own: a user's random.seed() must neither repeat our ids nor
 # be disturbed by them. Seeded from the kernel, and again in every forked child.

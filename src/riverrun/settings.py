@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 _LEVELS = {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 #: The settings a profile may hold (``RIVERRUN_HOME`` locates the profile itself).
 PROFILE_KEYS = (
@@ -37,6 +38,7 @@ PROFILE_KEYS = (
     "RIVERRUN_FLUSH_INTERVAL",
     "RIVERRUN_HEARTBEAT_INTERVAL",
     "RIVERRUN_LOGGING_LEVEL",
+    "RIVERRUN_RESULTS_PERSIST_BY_DEFAULT",
 )
 
 
@@ -53,6 +55,9 @@ class Settings:
         heartbeat_interval: ``RIVERRUN_HEARTBEAT_INTERVAL`` seconds between heartbeats of
             a running flow run (default 10); a run silent for three is taken for crashed.
         no_color: true when ``NO_COLOR`` is set (https://no-color.org).
+        results_persist_by_default: ``RIVERRUN_RESULTS_PERSIST_BY_DEFAULT``; when true,
+            every task result is kept on disk (so a failed flow run can resume from
+            where it failed) unless a task or flow says ``persist_result=False``.
     """
 
     home: Path
@@ -62,6 +67,7 @@ class Settings:
     flush_interval: float
     no_color: bool
     heartbeat_interval: float = 10.0
+    results_persist_by_default: bool = False
 
 
 def _home(env: Mapping[str, str]) -> Path:
@@ -160,6 +166,11 @@ def _settings_from(env: Mapping[str, str], home: Path) -> Settings:
         )
     flush_interval = _seconds(env, "RIVERRUN_FLUSH_INTERVAL", "0.2")
     heartbeat_interval = _seconds(env, "RIVERRUN_HEARTBEAT_INTERVAL", "10", positive=True)
+    persist = env.get("RIVERRUN_RESULTS_PERSIST_BY_DEFAULT", "false").strip().lower()
+    if persist not in _BOOLEANS:
+        raise ValueError(
+            f"RIVERRUN_RESULTS_PERSIST_BY_DEFAULT={persist!r} is not a boolean; use true or false"
+        )
     return Settings(
         home=home,
         database_url=env.get("RIVERRUN_DATABASE_URL") or f"sqlite:///{home}/riverrun.db",
@@ -168,6 +179,7 @@ def _settings_from(env: Mapping[str, str], home: Path) -> Settings:
         flush_interval=flush_interval,
         no_color="NO_COLOR" in env,
         heartbeat_interval=heartbeat_interval,
+        results_persist_by_default=_BOOLEANS[persist],
     )
 
 

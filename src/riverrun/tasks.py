@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import datetime
 import inspect
+import os
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
 
+from riverrun.names import callable_key
 from riverrun.orchestration import RetryDelaySeconds, RetryPolicy, normalise_delays
 
 if TYPE_CHECKING:
+    from riverrun.cache_policies import CachePolicy
     from riverrun.context import TaskRunContext
     from riverrun.engine.parameters import Binder
     from riverrun.futures import RiverrunFuture, RiverrunFutureList
+    from riverrun.serializers import Serializer
     from riverrun.states import State
     from riverrun.store.protocol import TaskRun
 
@@ -45,25 +50,61 @@ def exponential_backoff(backoff_factor: float) -> Callable[[int], list[float]]:
 def task_input_hash(context: TaskRunContext, arguments: dict[str, Any]) -> str | None:
     """A cache key from the task's code and its inputs (for ``cache_key_fn``).
 
-    Inputs are hashed as canonical JSON (keys sorted) when they are plain data, so the
-    key is the same in every process and whatever the order of a dict's keys; other
-    inputs are pickled. The task's source code is part of the key, so editing the task
-    invalidates its cached results. Returns ``None`` (no caching) when an input can be
-    neither.
+    The same as ``cache_policy=TASK_SOURCE + INPUTS``: inputs are hashed in a canonical
+    form (``riverrun.hashing``), so the key is the same in every process and Python
+    session; editing the task's source invalidates its cached results.
+
+    Raises:
+        UnhashableInputError: an input has no stable digest (the engine logs a warning
+            naming it and does not cache the run).
     """
-    import json
-    import pickle
+    from riverrun.hashing import digest_arguments
 
     digest = context.task.source_digest()
-    try:
-        digest.update(json.dumps(arguments, sort_keys=True, allow_nan=True).encode())
-    except (TypeError, ValueError):
-        try:
-            ordered = sorted(arguments.items(), key=lambda item: item[0])
-            digest.update(pickle.dumps(ordered, protocol=4))
-        except Exception:
-            return None
+    digest.update(digest_arguments(arguments).encode())
     return str(digest.hexdigest())
+
+
+def _check_expiration(value: datetime.timedelta | None) -> datetime.timedelta | None:
+    if value is not None and not isinstance(value, datetime.timedelta):
+        raise TypeError(f"cache_expiration must be a datetime.timedelta, got {value!r}")
+    return value
+
+
+def _effective_policy(
+    name: str, policy: CachePolicy | None, key_fn: CacheKeyFn | None
+) -> CachePolicy | None:
+    if policy is None and key_fn is None:
+        return None
+    from riverrun.cache_policies import CacheKeyFnPolicy, CachePolicy, NoCache
+
+    if policy is not None and key_fn is not None:
+        raise ValueError(f"Task {name!r}: give cache_policy or cache_key_fn, not both")
+    if key_fn is not None:
+        if not callable(key_fn):
+            raise TypeError(f"cache_key_fn must be callable, got {key_fn!r}")
+        return CacheKeyFnPolicy(key_fn)
+    if not isinstance(policy, CachePolicy):
+        raise TypeError(
+            f"cache_policy must be a policy from riverrun.cache_policies, got {policy!r}"
+        )
+    return None if isinstance(policy, NoCache) else policy
+
+
+def _storage_folder(value: str | os.PathLike[str] | None) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str | os.PathLike) or not str(value):
+        raise TypeError(f"result_storage must be a folder path, got {value!r}")
+    return Path(value).expanduser().absolute()
+
+
+def _serializer(value: str | Serializer | None) -> Serializer | None:
+    if value is None:
+        return None
+    from riverrun.serializers import get_serializer
+
+    return get_serializer(value)
 
 
 class Task(Generic[P, R]):
@@ -93,6 +134,11 @@ class Task(Generic[P, R]):
         cache_key_fn: CacheKeyFn | None = None,
         cache_expiration: datetime.timedelta | None = None,
         refresh_cache: bool = False,
+        cache_policy: CachePolicy | None = None,
+        persist_result: bool | None = None,
+        result_storage: str | os.PathLike[str] | None = None,
+        result_serializer: str | Serializer | None = None,
+        result_storage_key: str | None = None,
         on_completion: Sequence[TaskHook] | None = None,
         on_failure: Sequence[TaskHook] | None = None,
     ) -> None:
@@ -101,7 +147,7 @@ class Task(Generic[P, R]):
         self.fn = fn
         self.name: str = name or str(getattr(fn, "__name__", type(fn).__name__))
         self.description = description if description is not None else inspect.getdoc(fn)
-        self.key = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', self.name)}"
+        self.key = callable_key(fn, self.name)
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
         # Built on first call (engine code is not imported with riverrun).
@@ -119,8 +165,23 @@ class Task(Generic[P, R]):
         self.log_prints = log_prints
         self.task_run_name = task_run_name
         self.cache_key_fn = cache_key_fn
-        self.cache_expiration = cache_expiration
+        self.cache_expiration = _check_expiration(cache_expiration)
         self.refresh_cache = refresh_cache
+        # None: not cached (the hot path checks only this).
+        self.cache_policy = _effective_policy(self.name, cache_policy, cache_key_fn)
+        if persist_result is False and self.cache_policy is not None:
+            raise ValueError(
+                f"Task {self.name!r}: caching keeps results on disk, so it cannot be "
+                "combined with persist_result=False"
+            )
+        self.persist_result = persist_result
+        self.result_storage = _storage_folder(result_storage)
+        self.result_serializer = _serializer(result_serializer)
+        if result_storage_key is not None:
+            from riverrun.engine.results import check_key
+
+            check_key(result_storage_key)  # refuses absolute and '..' templates now
+        self.result_storage_key = result_storage_key
         self.on_completion_hooks = list(on_completion or ())
         self.on_failure_hooks = list(on_failure or ())
         # Keep every constructor argument so with_options can copy faithfully.
@@ -138,6 +199,11 @@ class Task(Generic[P, R]):
             "cache_key_fn": cache_key_fn,
             "cache_expiration": cache_expiration,
             "refresh_cache": refresh_cache,
+            "cache_policy": cache_policy,
+            "persist_result": persist_result,
+            "result_storage": result_storage,
+            "result_serializer": result_serializer,
+            "result_storage_key": result_storage_key,
             "on_completion": on_completion,
             "on_failure": on_failure,
         }
@@ -259,6 +325,11 @@ def task(
     cache_key_fn: CacheKeyFn | None = None,
     cache_expiration: datetime.timedelta | None = None,
     refresh_cache: bool = False,
+    cache_policy: CachePolicy | None = None,
+    persist_result: bool | None = None,
+    result_storage: str | os.PathLike[str] | None = None,
+    result_serializer: str | Serializer | None = None,
+    result_storage_key: str | None = None,
     on_completion: Sequence[TaskHook] | None = None,
     on_failure: Sequence[TaskHook] | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...

@@ -31,8 +31,10 @@ from riverrun.store.protocol import CacheEntry, FlowRun, LogEntry, StateRecord, 
 __all__ = [
     "Batch",
     "apply_batch",
+    "delete_cache_entries",
     "flow_run_row",
     "insert_flow_run",
+    "restart_flow_run",
     "select_cache_entry",
     "select_flow_run",
     "select_flow_runs",
@@ -95,6 +97,7 @@ def flow_run_row(run: FlowRun) -> dict[str, Any]:
         "hostname": run.hostname,
         "pid": run.pid,
         "heartbeat": run.heartbeat,
+        "entrypoint": run.entrypoint,
         **_state_columns(run.state),
     }
 
@@ -114,6 +117,8 @@ def task_run_row(run: TaskRun) -> dict[str, Any]:
         "created": run.created or datetime.now(UTC),
         "start_time": run.start_time,
         "end_time": run.end_time,
+        "task_key": run.task_key,
+        "result": run.result,
         **_state_columns(run.state),
     }
 
@@ -260,6 +265,7 @@ def _flow_run(row: Row[Any]) -> FlowRun:
         hostname=row.hostname,
         pid=row.pid,
         heartbeat=row.heartbeat,
+        entrypoint=row.entrypoint,
     )
 
 
@@ -279,6 +285,8 @@ def _task_run(row: Row[Any]) -> TaskRun:
         cache_key=row.cache_key,
         upstream_task_run_ids=list(row.upstream_task_run_ids),
         subflow_run_id=row.subflow_run_id,
+        task_key=row.task_key,
+        result=row.result,
     )
 
 
@@ -357,16 +365,19 @@ def select_logs(connection: Connection, flow_run_id: str) -> list[LogEntry]:
     ]
 
 
-def select_cache_entry(connection: Connection, key: str) -> CacheEntry | None:
-    row = connection.execute(select(cache_entries).where(cache_entries.c.key == key)).first()
-    if row is None:
-        return None
+def _cache_entry(row: Row[Any]) -> CacheEntry:
     return CacheEntry(
         key=row.key,
         location=row.location,
         expiration=row.expiration,
         created=row.created,
+        task_name=row.task_name,
     )
+
+
+def select_cache_entry(connection: Connection, key: str) -> CacheEntry | None:
+    row = connection.execute(select(cache_entries).where(cache_entries.c.key == key)).first()
+    return None if row is None else _cache_entry(row)
 
 
 def upsert_cache_entry(connection: Connection, entry: CacheEntry) -> None:
@@ -379,6 +390,52 @@ def upsert_cache_entry(connection: Connection, entry: CacheEntry) -> None:
                 "location": entry.location,
                 "expiration": entry.expiration,
                 "created": entry.created,
+                "task_name": entry.task_name,
             }
         ],
     )
+
+
+def delete_cache_entries(
+    connection: Connection, *, task_name: str | None = None, key: str | None = None
+) -> list[CacheEntry]:
+    """Delete the matching entries (all when no filter is given) and return them."""
+    query = select(cache_entries)
+    if task_name is not None:
+        query = query.where(cache_entries.c.task_name == task_name)
+    if key is not None:
+        query = query.where(cache_entries.c.key == key)
+    removed = [_cache_entry(row) for row in connection.execute(query)]
+    keys = [entry.key for entry in removed]
+    for start in range(0, len(keys), 500):
+        connection.execute(
+            delete(cache_entries).where(cache_entries.c.key.in_(keys[start : start + 500]))
+        )
+    return removed
+
+
+_ENDED_UNCOMPLETED = [
+    TYPE_VALUES[StateType.FAILED],
+    TYPE_VALUES[StateType.CRASHED],
+    TYPE_VALUES[StateType.CANCELLED],
+]
+
+
+def restart_flow_run(connection: Connection, run: FlowRun, state: State) -> bool:
+    """Move ``run`` to ``state`` if it is still Failed, Crashed or Cancelled (one
+    conditional UPDATE: of two processes racing, one wins)."""
+    moved = connection.execute(
+        update(flow_runs)
+        .where(flow_runs.c.id == run.id, flow_runs.c.state_type.in_(_ENDED_UNCOMPLETED))
+        .values(
+            hostname=run.hostname,
+            pid=run.pid,
+            heartbeat=run.heartbeat,
+            end_time=None,
+            **_state_columns(state),
+        )
+    ).rowcount
+    if moved != 1:
+        return False
+    connection.execute(insert(states), [state_row(run.id, "flow", state)])
+    return True

@@ -78,6 +78,8 @@ flow_runs = Table(
     Column("hostname", String(255)),
     Column("pid", Integer),
     _timestamp("heartbeat"),
+    # Where the flow is loaded from to resume the run (0003).
+    Column("entrypoint", Text),
     Index("ix_flow_runs_created", "created"),
     Index("ix_flow_runs_flow_name", "flow_name"),
     Index("ix_flow_runs_parent_flow_run_id", "parent_flow_run_id"),
@@ -103,6 +105,9 @@ task_runs = Table(
     _timestamp("created", nullable=False),
     _timestamp("start_time"),
     _timestamp("end_time"),
+    # The task's identity and its persisted result's reference, for resuming (0003).
+    Column("task_key", String(512)),
+    Column("result", Text),
     Index("ix_task_runs_flow_run_id", "flow_run_id"),
 )
 
@@ -139,4 +144,6 @@ cache_entries = Table(
     Column("location", Text, nullable=False),
     _timestamp("expiration"),
     _timestamp("created", nullable=False),
+    Column("task_name", String(255)),  # 0003
+    Index("ix_cache_entries_task_name", "task_name"),
 )

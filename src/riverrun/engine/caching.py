@@ -1,22 +1,58 @@
-"""Cache keys, lookups and writes for a task run."""
+"""Cache keys, cache lookups, persisted results and the lock on a cache key.
+
+A task run is cached when its task has a cache policy that gives a key; its result
+is then persisted (caching reads it back from disk, in any process). A result is also
+persisted, without caching, when ``persist_result`` says so (the task's option, else
+its flow's, else ``RIVERRUN_RESULTS_PERSIST_BY_DEFAULT``): a resumed flow run then
+reuses it instead of running the task again.
+
+Two runs computing the same key at once: the first takes the key's lock (a file lock
+in the storage folder, so threads and processes on this machine agree), the second
+waits for it and then finds the entry the first wrote.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from riverrun.engine import results
 from riverrun.engine.core import describe
+from riverrun.engine.results import ResultRef
+from riverrun.serializers import Serializer, get_serializer
 from riverrun.store.protocol import CacheEntry
 
 if TYPE_CHECKING:
     from riverrun.context import FlowRunContext, TaskRunContext
     from riverrun.logging import RunLogger
+    from riverrun.store.protocol import TaskRun
     from riverrun.tasks import Task
 
-__all__ = ["MISS", "cache_key", "read_cache", "write_cache"]
+__all__ = [
+    "MISS",
+    "KeyLock",
+    "ResultDefaults",
+    "ResultPlan",
+    "cache_key",
+    "inputs_digest",
+    "plan_results",
+    "read_cache",
+    "read_persisted",
+    "write_cache",
+    "write_persisted",
+]
 
 MISS = object()
+
+#: The clock cache expiry is judged by (tests pass time in by replacing it).
+now: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
 
 # Entries this process has read or written, by (store, key). An entry's location never
 # changes for its key and its expiration only moves later, so a remembered entry is
@@ -25,8 +61,37 @@ _MEMO_ENTRIES = 4096
 _entries: dict[tuple[int, str], CacheEntry] = {}
 
 
-def _expired(entry: CacheEntry) -> bool:
-    return entry.expiration is not None and entry.expiration <= datetime.now(UTC)
+@dataclass(slots=True, frozen=True)
+class ResultDefaults:
+    """A flow run's defaults for its tasks' results (from the flow and the settings)."""
+
+    persist: bool
+    storage: Path
+    serializer: Serializer
+
+
+@dataclass(slots=True, frozen=True)
+class ResultPlan:
+    """Where one task run's result goes, decided before the run starts."""
+
+    storage: Path
+    serializer: Serializer
+    key: str | None  # None: named after the cache key, or else the task run's id
+
+    def ref(self, task_run: TaskRun, inputs: str | None) -> ResultRef:
+        key = self.key
+        if key is None:
+            key = (
+                results.key_for_cache(task_run.cache_key)
+                if task_run.cache_key is not None
+                else task_run.id
+            )
+        return ResultRef(str(self.storage), key, self.serializer.name, inputs)
+
+
+def expired(entry: CacheEntry, at: datetime) -> bool:
+    """Whether ``entry`` has expired at time ``at``."""
+    return entry.expiration is not None and entry.expiration <= at
 
 
 def _remember(memo_key: tuple[int, str], entry: CacheEntry) -> None:
@@ -35,35 +100,93 @@ def _remember(memo_key: tuple[int, str], entry: CacheEntry) -> None:
     _entries[memo_key] = entry
 
 
-def cache_key(task: Task[..., Any], context: TaskRunContext, logger: RunLogger) -> str | None:
-    if task.cache_key_fn is None:
+def forget_entries() -> None:
+    """Drop the remembered entries (after ``riverrun cache clear`` in this process)."""
+    _entries.clear()
+
+
+def plan_results(
+    task: Task[..., Any], flow_context: FlowRunContext, parameters: dict[str, Any], run: TaskRun
+) -> ResultPlan | None:
+    """Where this run's result is persisted, or ``None`` when it is not.
+
+    Raises:
+        InvalidResultStorageKeyError: the task's ``result_storage_key`` cannot be
+            filled in, or leaves the storage folder.
+    """
+    defaults = flow_context.results
+    persist = task.persist_result
+    if persist is None:
+        persist = defaults.persist if defaults is not None else False
+    if not persist and task.cache_policy is None:
         return None
+    storage = task.result_storage or (
+        defaults.storage
+        if defaults is not None
+        else results.default_storage(flow_context.settings.home)
+    )
+    serializer = task.result_serializer or (
+        defaults.serializer if defaults is not None else get_serializer("pickle")
+    )
+    key = None
+    if task.result_storage_key is not None:
+        flow_run = flow_context.flow_run
+        key = results.render_key(
+            task.result_storage_key, parameters, task_run=run, flow_run=flow_run
+        )
+    return ResultPlan(storage, serializer, key)
+
+
+def cache_key(task: Task[..., Any], context: TaskRunContext, logger: RunLogger) -> str | None:
+    """The run's cache key, or ``None`` (not cached, with a warning when the policy
+    could not give one)."""
+    policy = task.cache_policy
+    if policy is None:
+        return None
+    flow_context = context.flow_run_context
+    flow_parameters = flow_context.flow_run.parameters if flow_context is not None else {}
     try:
-        key = task.cache_key_fn(context, dict(context.parameters))
+        key = policy.compute_key(context, context.parameters, flow_parameters)
     except Exception as error:
-        logger.warning("cache_key_fn raised %s; this run is not cached", describe(error))
+        logger.warning(
+            "Cache policy %r failed (%s); this run is not cached", policy, describe(error)
+        )
         return None
     if key is not None and not isinstance(key, str):
-        logger.warning("cache_key_fn returned %r, not a string; this run is not cached", key)
+        logger.warning("Cache policy %r gave %r, not a string; this run is not cached", policy, key)
         return None
     return key
 
 
+def inputs_digest(parameters: dict[str, Any]) -> str | None:
+    """A digest of a run's arguments, recorded with its persisted result: a resumed run
+    reuses the result only for the same arguments (``None``: cannot be hashed)."""
+    from riverrun.hashing import UnhashableInputError, digest_arguments
+
+    try:
+        return digest_arguments(parameters)
+    except UnhashableInputError:
+        return None
+
+
 def read_cache(flow_context: FlowRunContext, key: str, logger: RunLogger) -> Any:
+    """``(value, recorded reference)`` cached for ``key``, or ``MISS``."""
     store = flow_context.store
     memo_key = (id(store), key)
     entry = _entries.get(memo_key)
-    if entry is None or _expired(entry):
+    at = now()
+    if entry is None or expired(entry, at):
         try:
             entry = store.read_cache_entry(key)
         except Exception as error:
             logger.warning("Could not look up the cache (%s); running", describe(error))
             return MISS
-        if entry is None or _expired(entry):
+        if entry is None or expired(entry, at):
             return MISS
         _remember(memo_key, entry)
     try:
-        return results.read_result(flow_context.settings.home, entry.location)
+        ref = ResultRef.decode(entry.location, flow_context.settings.home)
+        return results.read_result(ref), entry.location
     except FileNotFoundError:
         _entries.pop(memo_key, None)
         return MISS
@@ -72,19 +195,94 @@ def read_cache(flow_context: FlowRunContext, key: str, logger: RunLogger) -> Any
         return MISS
 
 
-def write_cache(
-    task: Task[..., Any], flow_context: FlowRunContext, key: str, value: Any, logger: RunLogger
-) -> None:
-    now = datetime.now(UTC)
+def write_persisted(ref: ResultRef, value: Any, plan: ResultPlan, logger: RunLogger) -> bool:
+    """Persist ``value``; on failure log why (the run still completes) and say so."""
     try:
-        location = results.write_result(flow_context.settings.home, key, value)
-        entry = CacheEntry(
-            key=key,
-            location=location,
-            expiration=now + task.cache_expiration if task.cache_expiration else None,
-            created=now,
-        )
-        flow_context.store.write_cache_entry(entry)
-        _remember((id(flow_context.store), key), entry)
+        results.write_result(ref, value, plan.serializer)
     except Exception as error:
-        logger.warning("Could not cache the result (%s); it will be computed again", error)
+        logger.warning(
+            "The result (%s) could not be persisted with %r (%s); it is not cached, and a "
+            "resumed flow run will run this task again",
+            type(value).__name__,
+            plan.serializer.name,
+            describe(error),
+        )
+        return False
+    return True
+
+
+def write_cache(
+    task: Task[..., Any], flow_context: FlowRunContext, key: str, ref: ResultRef, logger: RunLogger
+) -> None:
+    """Record the cache entry for a result already persisted at ``ref``."""
+    created = now()
+    entry = CacheEntry(
+        key=key,
+        location=ref.encode(),
+        expiration=created + task.cache_expiration if task.cache_expiration else None,
+        created=created,
+        task_name=task.name,
+    )
+    try:
+        flow_context.store.write_cache_entry(entry)
+    except Exception as error:
+        logger.warning("Could not record the cache entry (%s); it will be computed again", error)
+        return
+    _remember((id(flow_context.store), key), entry)
+
+
+def read_persisted(ref: ResultRef) -> Any:
+    """The value of a persisted result (raises like ``results.read_result``)."""
+    return results.read_result(ref)
+
+
+# -- the lock on a key ------------------------------------------------------------------
+
+
+class KeyLock:
+    """The lock on one cache key, shared by every thread and process of this machine
+    that persists into the same storage folder (an ``flock`` on a file in
+    ``.locks/``). The kernel drops it when the holder's process dies, so a killed run
+    never leaves a key locked."""
+
+    __slots__ = ("_descriptor",)
+
+    def __init__(self, storage: Path, key: str) -> None:
+        folder = storage / ".locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / hashlib.sha256(key.encode()).hexdigest()
+        self._descriptor: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def try_acquire(self) -> bool:
+        import fcntl
+
+        assert self._descriptor is not None
+        try:
+            fcntl.flock(self._descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def acquire_later(self) -> Future[None]:
+        """A future done once a helper thread holds the lock (for the run loop to wait
+        on: neither an event loop nor the caller's thread blocks in the kernel)."""
+        import fcntl
+
+        held: Future[None] = Future()
+        descriptor = self._descriptor
+        assert descriptor is not None
+
+        def take() -> None:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+                held.set_result(None)
+            except BaseException as error:
+                held.set_exception(error)
+
+        threading.Thread(target=take, name="riverrun-cache-lock", daemon=True).start()
+        return held
+
+    def release(self) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)  # closing the file drops the lock
+            self._descriptor = None

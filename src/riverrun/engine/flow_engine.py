@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import socket
 import sys
@@ -15,6 +16,7 @@ from riverrun.context import (
     flow_run_context,
     task_run_context,
 )
+from riverrun.engine.caching import ResultDefaults
 from riverrun.engine.core import (
     attempt_error,
     describe,
@@ -27,8 +29,10 @@ from riverrun.engine.core import (
 )
 from riverrun.engine.effects import Call, RunLoop, Wait
 from riverrun.engine.parameters import bind_arguments, jsonable, validate_parameters
+from riverrun.engine.results import default_storage
+from riverrun.engine.resume import Resume, load_flow, prepare_resume
 from riverrun.engine.task_engine import dispatch
-from riverrun.exceptions import ParameterTypeError, RiverrunError
+from riverrun.exceptions import ParameterTypeError, ResumeError, RiverrunError
 from riverrun.futures import RiverrunFuture
 from riverrun.logging import (
     RunLogger,
@@ -38,8 +42,10 @@ from riverrun.logging import (
     run_logger,
     setup_logging,
 )
-from riverrun.names import generate_flow_run_name, generate_task_run_name, new_id
-from riverrun.settings import get_settings
+from riverrun.names import SCRIPT_MODULE, generate_flow_run_name, generate_task_run_name, new_id
+from riverrun.orchestration import check_transition
+from riverrun.serializers import get_serializer
+from riverrun.settings import Settings, get_settings
 from riverrun.states import Completed, Failed, Pending, Retrying, Running, State, StateType
 from riverrun.store import get_store
 from riverrun.store.protocol import FlowRun, RunStore, TaskRun
@@ -47,7 +53,7 @@ from riverrun.store.protocol import FlowRun, RunStore, TaskRun
 if TYPE_CHECKING:
     from riverrun.flows import Flow
 
-__all__ = ["call_flow", "flow_run_loop"]
+__all__ = ["call_flow", "flow_run_loop", "resume_flow_run"]
 
 
 def call_flow(
@@ -73,14 +79,55 @@ def _run_name(flow: Flow[..., Any], parameters: dict[str, Any]) -> str:
     return name_from_template(template, parameters, "flow_run_name", f"flow {flow.name!r}")
 
 
+def resume_flow_run(flow_run_id: str, flow: Flow[..., Any] | None = None) -> State:
+    """Run a failed flow run again as its next attempt (see ``engine.resume``)."""
+    store = get_store(get_settings())
+    resume = prepare_resume(store, flow_run_id)
+    if flow is None:
+        flow = load_flow(resume.flow_run.entrypoint, resume.flow_run)
+    loop = flow_run_loop(flow, (), dict(resume.flow_run.parameters), None, 0, resume)
+    state: State = dispatch(loop, is_async=flow.is_async, return_state=True)
+    return state
+
+
+@functools.cache
+def _entrypoint(fn: Any) -> str | None:
+    """Where a top-level flow's function can be loaded from again."""
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    if not module or not qualname:
+        return None
+    if module in ("__main__", SCRIPT_MODULE):
+        try:
+            source = inspect.getsourcefile(fn)
+        except TypeError:
+            return None
+        return f"{os.path.abspath(source)}:{qualname}" if source else None
+    return f"{module}:{qualname}"
+
+
+def _result_defaults(flow: Flow[..., Any], settings: Settings) -> ResultDefaults | None:
+    persist = flow.persist_result
+    if persist is None:
+        persist = settings.results_persist_by_default
+    if not persist and flow.result_storage is None and flow.result_serializer is None:
+        return None  # the tasks' own options (or caching) decide, with the defaults
+    return ResultDefaults(
+        persist=persist,
+        storage=flow.result_storage or default_storage(settings.home),
+        serializer=flow.result_serializer or get_serializer("pickle"),
+    )
+
+
 def flow_run_loop(
     flow: Flow[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     parent: FlowRunContext | None,
     call_index: int,
+    resume: Resume | None = None,
 ) -> RunLoop[State]:
-    """One flow run, from creation to a final state, as a generator of effects."""
+    """One flow run, from creation to a final state, as a generator of effects (or,
+    with ``resume``, the next attempt of a flow run that failed)."""
     bound = bind_arguments(flow.signature, args, kwargs, f"Flow {flow.name!r}")
     reuse_key = (flow.key, call_index)
     if parent is not None:
@@ -100,17 +147,22 @@ def flow_run_loop(
             invalid = error
     now = datetime.now(UTC)
     tags = list(dict.fromkeys((*current_tags(), *flow.tags)))
-    flow_run = FlowRun(
-        id=new_id(),
-        name=_run_name(flow, bound.arguments),
-        flow_name=flow.name,
-        parameters=jsonable(bound.arguments),
-        tags=tags,
-        parent_flow_run_id=parent.flow_run.id if parent is not None else None,
-        created=now,
-        hostname=_hostname(),
-        pid=os.getpid(),
-    )
+    if resume is not None:
+        flow_run = resume.flow_run
+        flow_run.hostname, flow_run.pid = _hostname(), os.getpid()
+    else:
+        flow_run = FlowRun(
+            id=new_id(),
+            name=_run_name(flow, bound.arguments),
+            flow_name=flow.name,
+            parameters=jsonable(bound.arguments),
+            tags=tags,
+            parent_flow_run_id=parent.flow_run.id if parent is not None else None,
+            created=now,
+            hostname=_hostname(),
+            pid=os.getpid(),
+            entrypoint=_entrypoint(flow.fn) if parent is None else None,
+        )
     parent_task_run: TaskRun | None = None
     if parent is not None:
         # The subflow appears in its parent as a task run that mirrors its state.
@@ -127,11 +179,14 @@ def flow_run_loop(
         flow_run.parent_task_run_id = parent_task_run.id
         parent_task_run.state = Pending()
         store.record_task_run(parent_task_run)
-    flow_run.state = Pending()
-    store.create_flow_run(flow_run)
     engine_logger = run_logger("riverrun.engine", "riverrun.engine", store, flow_run.id, None)
-    kind = "subflow run" if parent is not None else "flow run"
-    engine_logger.info("Created %s %r for flow %r", kind, flow_run.name, flow.name)
+    if resume is not None:
+        _restart(store, resume, engine_logger)
+    else:
+        flow_run.state = Pending()
+        store.create_flow_run(flow_run)
+        kind = "subflow run" if parent is not None else "flow run"
+        engine_logger.info("Created %s %r for flow %r", kind, flow_run.name, flow.name)
     logger = run_logger(
         "riverrun.flow_runs", f"Flow run {flow_run.name!r}", store, flow_run.id, None
     )
@@ -150,6 +205,8 @@ def flow_run_loop(
         is_async=flow.is_async,
         task_runner=flow.task_runner.duplicate(),
         reuse_completed=bool(flow.policy.retries),
+        results=_result_defaults(flow, settings),
+        earlier=resume.earlier if resume is not None else None,
     )
     if flow.is_async:
         # This generator is being driven by drive_async on the flow's loop.
@@ -192,6 +249,31 @@ def flow_run_loop(
     return state
 
 
+def _restart(store: RunStore, resume: Resume, logger: RunLogger) -> None:
+    """Record the next attempt of a failed run, or refuse (someone else resumed it)."""
+    flow_run = resume.flow_run
+    assert flow_run.state is not None
+    check_transition(flow_run.state.type, StateType.SCHEDULED)
+    waiting = State(
+        StateType.SCHEDULED,
+        "AwaitingRetry",
+        message=f"Resumed after attempt {flow_run.run_count} ended {flow_run.state.name}",
+    )
+    if not store.restart_flow_run(flow_run, waiting):
+        raise ResumeError(
+            f"Flow run {flow_run.name!r} ({flow_run.id}) is no longer failed: another "
+            "process is resuming it, or already has"
+        )
+    reusable = sum(1 for run in resume.earlier.values() if run.result is not None)
+    logger.info(
+        "Resuming flow run %r (attempt %d): %d completed task run(s) with a persisted "
+        "result can be reused",
+        flow_run.name,
+        flow_run.run_count + 1,
+        reusable,
+    )
+
+
 def _flush(store: RunStore, logger: RunLogger) -> None:
     # The run's outcome stands even if its history cannot be written right now: the
     # events stay queued and the store's flusher keeps trying.
@@ -223,12 +305,15 @@ def _run(
         user_condition = flow.retry_condition_fn
         condition = lambda error: user_condition(flow, flow_run, Failed(data=error))  # noqa: E731
     attempt = 0
+    # A resumed run continues its count of attempts (its retries start afresh).
+    earlier_attempts = flow_run.run_count
     try:
         while True:
             attempt += 1
-            flow_run.run_count = attempt
+            flow_run.run_count = earlier_attempts + attempt
             context.counters.clear()
-            running = propose(store, flow_run, Running() if attempt == 1 else Retrying())
+            first = attempt == 1 and not earlier_attempts
+            running = propose(store, flow_run, Running() if first else Retrying())
             yield from run_hooks(flow.on_running_hooks, (flow, flow_run, running), logger)
             outcome = yield Call(flow.fn, args, kwargs, flow.policy.timeout_seconds)
             assert outcome is not None

@@ -31,6 +31,7 @@ from riverrun.store.protocol import (
 )
 
 if TYPE_CHECKING:
+    from riverrun.engine.caching import ResultDefaults
     from riverrun.settings import Settings
     from riverrun.store.protocol import RunStore
     from riverrun.task_runners import TaskRunner
@@ -53,6 +54,7 @@ class RemoteCall:
     flow_run: FlowRun
     settings: Settings
     tags: tuple[str, ...]
+    results: ResultDefaults | None = None
 
 
 def _bare(state: State | None) -> State | None:
@@ -88,8 +90,9 @@ class RelayStore:
         self.events.append(("task_run", dataclasses.replace(run, state=_bare(run.state))))
 
     def set_state(self, run: FlowRun | TaskRun, state: State) -> None:
+        result = run.result if isinstance(run, TaskRun) else None
         self.events.append(
-            ("state", (run.id, _bare(state), run.run_count, run.start_time, run.end_time))
+            ("state", (run.id, _bare(state), run.run_count, run.start_time, run.end_time, result))
         )
 
     def record_log(self, entry: LogEntry) -> None:
@@ -106,6 +109,14 @@ class RelayStore:
 
     def write_cache_entry(self, entry: CacheEntry) -> None:
         self._store().write_cache_entry(entry)
+
+    def delete_cache_entries(
+        self, *, task_name: str | None = None, key: str | None = None
+    ) -> list[CacheEntry]:
+        return self._store().delete_cache_entries(task_name=task_name, key=key)
+
+    def restart_flow_run(self, run: FlowRun, state: State) -> bool:
+        return self._store().restart_flow_run(run, state)
 
     def read_flow_runs(
         self,
@@ -160,6 +171,7 @@ def execute_remote(payload: bytes) -> bytes:
         log_prints=remote.log_prints,
         is_async=False,
         task_runner=ThreadPoolTaskRunner(),
+        results=remote.results,
     )
     call = TaskCall(
         task=remote.task,
@@ -232,9 +244,11 @@ def launch_remote(call: TaskCall, runner: TaskRunner, result: Future[State]) -> 
             id=flow_context.flow_run.id,
             name=flow_context.flow_run.name,
             flow_name=flow_context.flow_run.flow_name,
+            parameters=flow_context.flow_run.parameters,
         ),
         settings=flow_context.settings,
         tags=current_tags(),
+        results=flow_context.results,
     )
     try:
         payload = cloudpickle.dumps(remote)
@@ -295,9 +309,11 @@ def _record(call: TaskCall, events: list[tuple[str, Any]]) -> None:
         if tag == "log":
             store.record_log(payload)
         elif tag == "state":
-            run_id, state, run_count, start_time, end_time = payload
+            run_id, state, run_count, start_time, end_time, result = payload
             run = runs[run_id]
             run.run_count, run.start_time, run.end_time = run_count, start_time, end_time
+            if isinstance(run, TaskRun):
+                run.result = result
             run.state = state
             store.set_state(run, state)
         elif tag == "task_run":

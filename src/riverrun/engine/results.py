@@ -1,29 +1,200 @@
-"""Cached task results on disk: pickles under ``$RIVERRUN_HOME/storage``.
+"""Persisted task results: files in a storage folder, and references to them.
 
-A file's name is the SHA-256 of its cache key, so no key (whatever characters it
-holds) can name a path outside the storage folder. Files are written to a temporary
-name and renamed into place, so a reader never sees half a result.
+A ``ResultRef`` names one persisted result: its storage folder, its key (a relative
+path inside that folder), the serializer that wrote it and, for resuming a flow run,
+a digest of the inputs the run was called with. It is recorded as JSON text (in a
+cache entry's ``location`` and in a task run's ``result``).
 
-The pickled bytes of recent results are kept in memory with the file's identity
-(inode, size, modification time): a repeated read checks the file with one ``stat``
-and unpickles the kept bytes — a fresh copy each time, as from the file — and reads
-the file again whenever another process replaced it.
+Invariants:
+- A key never leaves its folder: absolute keys, ``..`` parts and symlinks pointing
+  out are refused with ``InvalidResultStorageKeyError``, when writing and reading.
+- A file is written to a temporary name and renamed into place: a reader never sees
+  half a result, and a crash leaves the previous file whole.
+- The serialized bytes of recent small results are kept in memory with the file's
+  identity (inode, size, modification time); a repeated read checks the file with one
+  ``stat`` and deserializes the kept bytes, a fresh copy each time, and reads the file
+  again whenever another process replaced it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import os
-import pickle
 import tempfile
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-__all__ = ["read_result", "write_result"]
+from riverrun.exceptions import InvalidResultStorageKeyError
+from riverrun.serializers import Serializer, get_serializer
+
+__all__ = [
+    "ResultRef",
+    "check_key",
+    "default_storage",
+    "key_for_cache",
+    "read_result",
+    "render_key",
+    "write_result",
+]
 
 _MEMO_ENTRIES = 1024
 _MEMO_MAX_BYTES = 1 << 20  # larger results are read from their file each time
 _memo: dict[Path, tuple[tuple[int, int, int], bytes]] = {}
+
+
+@dataclass(slots=True, frozen=True)
+class ResultRef:
+    """Where a persisted result is and how to read it."""
+
+    storage: str
+    key: str
+    serializer: str
+    inputs: str | None = None
+
+    def encode(self) -> str:
+        fields = {"storage": self.storage, "key": self.key, "serializer": self.serializer}
+        if self.inputs is not None:
+            fields["inputs"] = self.inputs
+        return json.dumps(fields, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, text: str, home: Path) -> ResultRef:
+        """Read a recorded reference (or a bare file name, as recorded before 0.3:
+        a pickle in the default folder).
+
+        Raises:
+            ValueError: the text is not a reference.
+        """
+        if not text.startswith("{"):
+            return cls(str(default_storage(home)), check_key(text), "pickle")
+        try:
+            fields = json.loads(text)
+            return cls(
+                str(fields["storage"]),
+                check_key(str(fields["key"])),
+                str(fields["serializer"]),
+                fields.get("inputs"),
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"Not a result reference: {text[:200]!r}") from error
+
+    @property
+    def path(self) -> Path:
+        return _inside(self.storage, self.key)
+
+
+def default_storage(home: Path) -> Path:
+    return home / "storage"
+
+
+def key_for_cache(cache_key: str) -> str:
+    """The file name of a cached result: any cache key maps to a safe name."""
+    return hashlib.sha256(cache_key.encode()).hexdigest()
+
+
+def check_key(key: str) -> str:
+    """``key`` as a relative path that stays inside its folder, '/'-separated.
+
+    Raises:
+        InvalidResultStorageKeyError: empty, absolute, with a ``..`` part or a NUL.
+    """
+    if not isinstance(key, str) or not key.strip():
+        raise InvalidResultStorageKeyError(key, "it is empty")
+    if "\x00" in key:
+        raise InvalidResultStorageKeyError(key, "it contains a NUL character")
+    normal = key.replace("\\", "/")
+    if normal.startswith("/") or (len(normal) > 1 and normal[1] == ":"):
+        raise InvalidResultStorageKeyError(key, "it is an absolute path")
+    parts = [part for part in PurePosixPath(normal).parts if part not in ("", ".")]
+    if ".." in parts:
+        raise InvalidResultStorageKeyError(key, "it has a '..' part")
+    if not parts:
+        raise InvalidResultStorageKeyError(key, "it names the storage folder itself")
+    return "/".join(parts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _inside(storage: str, key: str) -> Path:
+    root = Path(storage)
+    path = root / check_key(key)
+    # A symlink inside the folder could still point out of it. (Remembered per key:
+    # resolving costs a system call per path part, on every cache hit otherwise.)
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise InvalidResultStorageKeyError(key, f"it resolves outside {root}")
+    return path
+
+
+def render_key(template: str, parameters: dict[str, Any], **fields: Any) -> str:
+    """Fill a ``result_storage_key`` template (``"{parameters[name]}.pkl"``), checked.
+
+    Raises:
+        InvalidResultStorageKeyError: the template names something unknown, or the
+            result leaves the storage folder.
+    """
+    try:
+        key = template.format(parameters=parameters, **fields)
+    except (KeyError, IndexError, AttributeError, ValueError) as error:
+        raise InvalidResultStorageKeyError(
+            template, f"it cannot be filled in ({type(error).__name__}: {error})"
+        ) from None
+    return check_key(key)
+
+
+def write_result(ref: ResultRef, value: Any, serializer: Serializer | None = None) -> None:
+    """Serialize ``value`` into the file ``ref`` names, atomically.
+
+    Raises:
+        InvalidResultStorageKeyError: the key leaves the folder.
+        Exception: whatever the serializer raises for a value it cannot write.
+    """
+    serializer = serializer or get_serializer(ref.serializer)
+    payload = serializer.dumps(value)
+    path = ref.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(payload)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _remember(path, _identity(path), payload)
+
+
+def read_result(ref: ResultRef) -> Any:
+    """Load the value ``ref`` names.
+
+    Raises:
+        FileNotFoundError: the file is gone (callers treat it as "not persisted").
+        InvalidResultStorageKeyError: the key leaves the folder.
+        ValueError: the serializer is not known in this process.
+    """
+    serializer = get_serializer(ref.serializer)
+    path = ref.path
+    identity = _identity(path)
+    kept = _memo.get(path)
+    if kept is not None and kept[0] == identity:
+        return serializer.loads(kept[1])
+    with open(path, "rb") as handle:
+        payload = handle.read()
+    value = serializer.loads(payload)
+    _remember(path, identity, payload)
+    return value
+
+
+def delete_result(ref: ResultRef) -> bool:
+    """Remove the file ``ref`` names; whether there was one."""
+    path = ref.path
+    _memo.pop(path, None)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _identity(path: Path) -> tuple[int, int, int]:
@@ -38,46 +209,3 @@ def _remember(path: Path, identity: tuple[int, int, int], payload: bytes) -> Non
     if len(_memo) >= _MEMO_ENTRIES:
         _memo.clear()
     _memo[path] = (identity, payload)
-
-
-def _storage(home: Path) -> Path:
-    return home / "storage"
-
-
-def write_result(home: Path, key: str, value: Any) -> str:
-    """Pickle ``value`` for ``key`` and return the location to record."""
-    folder = _storage(home)
-    folder.mkdir(parents=True, exist_ok=True)
-    name = hashlib.sha256(key.encode()).hexdigest()
-    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(payload)
-        os.replace(temporary, folder / name)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _remember(folder / name, _identity(folder / name), payload)
-    return name
-
-
-def read_result(home: Path, location: str) -> Any:
-    """Load the value stored at ``location``.
-
-    Raises:
-        FileNotFoundError: the file is gone (the caller treats it as a cache miss).
-        ValueError: ``location`` is not a name this module wrote.
-    """
-    if not location or "/" in location or "\\" in location or location.startswith("."):
-        raise ValueError(f"Not a result location: {location!r}")
-    path = _storage(home) / location
-    identity = _identity(path)
-    kept = _memo.get(path)
-    if kept is not None and kept[0] == identity:
-        return pickle.loads(kept[1])
-    with open(path, "rb") as handle:
-        payload = handle.read()
-    value = pickle.loads(payload)
-    _remember(path, identity, payload)
-    return value

@@ -14,7 +14,17 @@ from riverrun.context import (
     flow_run_context,
     task_run_context,
 )
-from riverrun.engine.caching import MISS, cache_key, read_cache, write_cache
+from riverrun.engine.caching import (
+    MISS,
+    KeyLock,
+    ResultPlan,
+    cache_key,
+    inputs_digest,
+    plan_results,
+    read_cache,
+    write_cache,
+    write_persisted,
+)
 from riverrun.engine.core import (
     attempt_error,
     describe,
@@ -26,8 +36,17 @@ from riverrun.engine.core import (
     run_hooks,
 )
 from riverrun.engine.dependencies import Upstreams, find_upstreams, resolve
-from riverrun.engine.effects import Call, RunLoop, drive_async, drive_sync, run_coroutine_sync
+from riverrun.engine.effects import (
+    Call,
+    RunLoop,
+    Wait,
+    drive_async,
+    drive_sync,
+    run_coroutine_sync,
+)
 from riverrun.engine.parameters import Binder
+from riverrun.engine.resume import take_earlier
+from riverrun.exceptions import InvalidResultStorageKeyError
 from riverrun.logging import (
     flush_console,
     install_print_hook,
@@ -284,6 +303,7 @@ def prepare_call(
         tags=_tags_of(task),
         created=datetime.now(UTC),
         upstream_task_run_ids=upstream_ids or [],
+        task_key=task.key,
     )
     return TaskCall(
         task=task,
@@ -358,14 +378,24 @@ def run_call(call: TaskCall) -> RunLoop[State]:
         is_async=task.is_async,
         flow_run_context=flow_context,
     )
-    if flow_context is not None and task.cache_key_fn is not None:
-        task_run.cache_key = cache_key(task, context, logger)
+    plan: ResultPlan | InvalidResultStorageKeyError | None = None
+    if flow_context is not None and (
+        task.cache_policy is not None
+        or task.persist_result
+        or (task.persist_result is None and flow_context.results is not None)
+    ):
+        try:
+            plan = plan_results(task, flow_context, call.parameters, task_run)
+        except InvalidResultStorageKeyError as error:
+            plan = error
+        if task.cache_policy is not None:
+            task_run.cache_key = cache_key(task, context, logger)
     if call.log_prints:
         install_print_hook()
     context_token = task_run_context.set(context)
     print_token = print_target.set(logger if call.log_prints else None)
     try:
-        state = yield from _run(call, context)
+        state = yield from _run(call, context, plan)
     finally:
         print_target.reset(print_token)
         task_run_context.reset(context_token)
@@ -376,24 +406,56 @@ def run_call(call: TaskCall) -> RunLoop[State]:
     return state
 
 
-def _run(call: TaskCall, context: TaskRunContext) -> RunLoop[State]:
+def _reused_state(
+    call: TaskCall, flow_context: FlowRunContext, logger: RunLogger, plan: ResultPlan | None
+) -> State | None:
+    """A Cached state when an earlier attempt of a resumed flow run, or the cache, has
+    this call's result (``task_run.result`` then names it)."""
+    task, task_run = call.task, call.task_run
+    if flow_context.earlier:
+        found = take_earlier(flow_context, call.reuse_key, call.parameters, logger)
+        if found is not None:
+            value, earlier = found
+            task_run.result = earlier.result
+            return Cached(data=value, message=f"Result of task run {earlier.name!r} ({earlier.id})")
+    key = task_run.cache_key
+    if key is not None and plan is not None and not task.refresh_cache:
+        hit = read_cache(flow_context, key, logger)
+        if hit is not MISS:
+            task_run.result = hit[1]
+            return Cached(data=hit[0])
+    return None
+
+
+def _run(
+    call: TaskCall, context: TaskRunContext, plan: ResultPlan | InvalidResultStorageKeyError | None
+) -> RunLoop[State]:
     task, label = call.task, call.label
     args, kwargs = call.args, call.kwargs
     task_run, logger = context.task_run, context.logger
     flow_context = context.flow_run_context
     store = call.store
     state: State | None = None
-    if task_run.cache_key is not None and not task.refresh_cache:
-        assert flow_context is not None
-        value = read_cache(flow_context, task_run.cache_key, logger)
-        if value is not MISS:
-            state = Cached(data=value)
+    lock: KeyLock | None = None
     condition = None
     if task.retry_condition_fn is not None:
         user_condition = task.retry_condition_fn
         condition = lambda error: user_condition(task, task_run, Failed(data=error))  # noqa: E731
     attempt = 0
     try:
+        if isinstance(plan, InvalidResultStorageKeyError):
+            # Refused before the body runs: nothing is computed that could not be kept.
+            state = failure_state("Task", plan)
+            plan = None
+        elif flow_context is not None:
+            state = _reused_state(call, flow_context, logger, plan)
+            if state is None and plan is not None and task_run.cache_key is not None:
+                # One run computes a key at a time; the others wait, then read its entry.
+                lock = KeyLock(plan.storage, task_run.cache_key)
+                if not lock.try_acquire():
+                    logger.info("Waiting for another run computing the same cache key")
+                    yield Wait((lock.acquire_later(),))
+                    state = _reused_state(call, flow_context, logger, plan)
         while state is None:
             attempt += 1
             task_run.run_count = attempt
@@ -417,12 +479,15 @@ def _run(call: TaskCall, context: TaskRunContext) -> RunLoop[State]:
             ):
                 continue
             state = failure_state("Task", error)
+        if state.is_completed() and state.name != "Cached" and plan is not None:
+            _persist(call, flow_context, plan, state.data, logger)
     except BaseException as error:
-        # Interrupted outside the body (during a retry pause): record, then let it go on.
+        # Interrupted outside the body (during a retry pause or a wait for the lock):
+        # record, then let it go on.
         state = failure_state("Task", error)
-    if state.is_completed() and state.name != "Cached" and task_run.cache_key is not None:
-        assert flow_context is not None
-        write_cache(task, flow_context, task_run.cache_key, state.data, logger)
+    finally:
+        if lock is not None:
+            lock.release()
     failure = state.data if isinstance(state.data, BaseException) else None
     if failure is not None:
         logger.error(
@@ -438,6 +503,24 @@ def _run(call: TaskCall, context: TaskRunContext) -> RunLoop[State]:
     if failure is not None and not isinstance(failure, Exception):
         raise failure
     return state
+
+
+def _persist(
+    call: TaskCall,
+    flow_context: FlowRunContext | None,
+    plan: ResultPlan,
+    value: Any,
+    logger: RunLogger,
+) -> None:
+    """Keep a completed run's result on disk, and its cache entry when it has a key."""
+    assert flow_context is not None
+    task_run = call.task_run
+    ref = plan.ref(task_run, inputs_digest(call.parameters))
+    if not write_persisted(ref, value, plan, logger):
+        return
+    task_run.result = ref.encode()
+    if task_run.cache_key is not None:
+        write_cache(call.task, flow_context, task_run.cache_key, ref, logger)
 
 
 def _completed(call: TaskCall, value: Any) -> State:

@@ -65,7 +65,9 @@ def _batch(events: list[tuple[int, Any]]) -> repository.Batch:
             if first_state is not None:
                 batch.states.append(first_state)
         elif tag == _STATE:
-            kind, run_id, state_type, name, message, timestamp, run_count, start, end = payload
+            kind, run_id, state_type, name, message, timestamp, run_count, start, end, result = (
+                payload
+            )
             message = _text(message)
             batch.states.append(
                 {
@@ -86,6 +88,8 @@ def _batch(events: list[tuple[int, Any]]) -> repository.Batch:
                 "end_time": end,
             }
             new_row = created.get(run_id) if kind == "task" else None
+            if kind == "task":
+                columns["result"] = result
             if new_row is not None:
                 new_row.update(columns)
             elif kind == "task":
@@ -165,6 +169,26 @@ class EmbeddedStore:
         with self._engine.begin() as connection:
             repository.upsert_cache_entry(connection, entry)
 
+    def delete_cache_entries(
+        self, *, task_name: str | None = None, key: str | None = None
+    ) -> list[CacheEntry]:
+        with self._engine.begin() as connection:
+            return repository.delete_cache_entries(connection, task_name=task_name, key=key)
+
+    def restart_flow_run(self, run: FlowRun, state: State) -> bool:
+        self.flush()  # the run's own earlier events first
+        run.heartbeat = datetime.now(UTC)
+        with self._engine.begin() as connection:
+            moved = repository.restart_flow_run(connection, run, state)
+        if moved:
+            run.state = state
+            run.end_time = None
+            with self._live_lock:
+                self._live.add(run.id)
+            if self._thread is None:
+                self._start_flusher()
+        return moved
+
     # -- write-behind ---------------------------------------------------------------
 
     def record_task_run(self, run: TaskRun) -> None:
@@ -191,6 +215,7 @@ class EmbeddedStore:
                     run.run_count,
                     run.start_time,
                     run.end_time,
+                    run.result if kind == "task" else None,  # type: ignore[union-attr]
                 ),
             )
         )

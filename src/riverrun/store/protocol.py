@@ -35,6 +35,7 @@ class FlowRun:
     hostname: str | None = None
     pid: int | None = None
     heartbeat: datetime | None = None
+    entrypoint: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -62,6 +63,9 @@ class TaskRun:
     cache_key: str | None = None
     upstream_task_run_ids: list[str] = field(default_factory=list)
     subflow_run_id: str | None = None
+    task_key: str | None = None
+    # A reference to the persisted result (``engine.results.ResultRef`` as JSON).
+    result: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -101,6 +105,7 @@ class CacheEntry:
     location: str
     expiration: datetime | None
     created: datetime
+    task_name: str | None = None
 
 
 class RunStore(Protocol):
@@ -126,6 +131,20 @@ class RunStore(Protocol):
     def read_cache_entry(self, key: str) -> CacheEntry | None: ...
 
     def write_cache_entry(self, entry: CacheEntry) -> None: ...
+
+    def delete_cache_entries(
+        self, *, task_name: str | None = None, key: str | None = None
+    ) -> list[CacheEntry]:
+        """Delete the cache entries of ``task_name`` and/or with ``key`` (every entry
+        when both are ``None``) and return them."""
+        ...
+
+    def restart_flow_run(self, run: FlowRun, state: State) -> bool:
+        """Move a flow run that ended without completing back to ``state`` (a new
+        attempt, recorded under this process's host and pid), synchronously and only if
+        it is still Failed, Crashed or Cancelled; whether it was moved. Two processes
+        resuming one run at once: one of them gets ``True``."""
+        ...
 
     def read_flow_runs(
         self,
