@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from riverrun import flow, task
-from riverrun.settings import get_settings
 from riverrun.hashing import UnhashableInputError
+from riverrun.settings import get_settings
 from riverrun.store import RunStore
 from riverrun.tasks import task_input_hash
 

@@ -26,6 +26,7 @@ __all__ = [
     "register",
     "render_flow_run",
     "render_flow_runs",
+    "retry_flow_run",
     "show_flow_run_logs",
 ]
 
@@ -74,6 +75,26 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     logs.add_argument("id", metavar="ID", help="the flow run's id (or a unique prefix)")
     logs.set_defaults(handler=show_flow_run_logs)
+
+    retry = subcommands.add_parser(
+        "retry",
+        help="resume a failed flow run from where it failed",
+        description="Run a Failed, Crashed or Cancelled flow run again as its next attempt, "
+        "with the same parameters: task calls that completed with a persisted result are "
+        "reused (recorded Cached), the rest run. The flow is loaded from the file or "
+        "module it was started from. Exit code 0 when the run completes, 1 otherwise.",
+    )
+    retry.add_argument("id", metavar="ID", help="the flow run's id (or a unique prefix)")
+    retry.set_defaults(handler=retry_flow_run)
+
+
+def retry_flow_run(args: argparse.Namespace) -> int:
+    from riverrun.flows import resume_flow_run
+
+    with open_store() as store:
+        run_id = store.read_flow_run(args.id).id  # a prefix becomes the full id here
+    state = resume_flow_run(run_id)
+    return 0 if state.is_completed() else 1
 
 
 def _positive_int(text: str) -> int:

@@ -232,6 +232,10 @@ def launch_remote(call: TaskCall, runner: TaskRunner, result: Future[State]) -> 
     record_pending(call)
     flow_context = call.flow_context
     assert flow_context is not None
+    if flow_context.earlier and call.reuse_key in flow_context.earlier:
+        # A resumed run reusing an earlier attempt's result: read here, nothing to send.
+        set_result(result, drive_sync(run_call(call)))
+        return
     remote = RemoteCall(
         task=call.task,
         args=call.args,

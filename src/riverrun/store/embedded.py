@@ -89,7 +89,7 @@ def _batch(events: list[tuple[int, Any]]) -> repository.Batch:
             }
             new_row = created.get(run_id) if kind == "task" else None
             if kind == "task":
-                columns["result"] = result
+                columns["result"], columns["cache_key"] = result
             if new_row is not None:
                 new_row.update(columns)
             elif kind == "task":
@@ -215,7 +215,8 @@ class EmbeddedStore:
                     run.run_count,
                     run.start_time,
                     run.end_time,
-                    run.result if kind == "task" else None,  # type: ignore[union-attr]
+                    # Known only once the run started: its result and cache key.
+                    (run.result, run.cache_key) if kind == "task" else None,  # type: ignore[union-attr]
                 ),
             )
         )
