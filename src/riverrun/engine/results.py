@@ -22,6 +22,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -40,6 +41,7 @@ __all__ = [
     "write_result",
 ]
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 _MEMO_ENTRIES = 1024
 _MEMO_MAX_BYTES = 1 << 20  # larger results are read from their file each time
 _memo: dict[Path, tuple[tuple[int, int, int], bytes]] = {}
@@ -68,24 +70,31 @@ class ResultRef:
         Raises:
             ValueError: the text is not a reference.
         """
-        if not text.startswith("{"):
-            return cls(str(default_storage(home)), check_key(text), "pickle")
-        try:
-            fields = json.loads(text)
-            return cls(
-                str(fields["storage"]),
-                check_key(str(fields["key"])),
-                str(fields["serializer"]),
-                fields.get("inputs"),
-            )
-        except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"Not a result reference: {text[:200]!r}") from error
+        return _decode(text, home)
 
     @property
     def path(self) -> Path:
         return _inside(self.storage, self.key)
 
 
+@functools.lru_cache(maxsize=4096)
+def _decode(text: str, home: Path) -> ResultRef:
+    # Remembered: a cache hit decodes the same reference again and again.
+    if not text.startswith("{"):
+        return ResultRef(str(default_storage(home)), check_key(text), "pickle")
+    try:
+        fields = json.loads(text)
+        return ResultRef(
+            str(fields["storage"]),
+            check_key(str(fields["key"])),
+            str(fields["serializer"]),
+            fields.get("inputs"),
+        )
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"Not a result reference: {text[:200]!r}") from error
+
+
+@functools.lru_cache(maxsize=64)
 def default_storage(home: Path) -> Path:
     return home / "storage"
 
@@ -101,6 +110,8 @@ def check_key(key: str) -> str:
     Raises:
         InvalidResultStorageKeyError: empty, absolute, with a ``..`` part or a NUL.
     """
+    if isinstance(key, str) and _PLAIN_NAME.fullmatch(key):
+        return key  # one safe file name: nothing to normalise
     if not isinstance(key, str) or not key.strip():
         raise InvalidResultStorageKeyError(key, "it is empty")
     if "\x00" in key:
