@@ -53,7 +53,7 @@ def main() -> None:
         start = time.perf_counter()
         calls(which, distinct)
         elapsed: float = time.perf_counter() - start
-        return elapsed * 1000 / args.n
+        return float(elapsed * 1000 / args.n)
 
     logging.disable(logging.CRITICAL)
     start = time.perf_counter()
