@@ -270,3 +270,46 @@ def test_the_seed_example_hits_across_processes(tmp_path: Path, store: RunStore)
         assert done.stdout.strip() == "[{'result': 42}]"
     assert calls.read_text().splitlines() == ["SELECT 1"]
     assert "Finished in state Cached()" in done.stderr
+
+
+def test_async_runs_of_one_key_on_one_loop_compute_once() -> None:
+    import asyncio
+
+    calls: list[int] = []
+
+    @task(cache_policy=INPUTS)
+    async def slow(n: int) -> int:
+        calls.append(n)
+        await asyncio.sleep(0.2)
+        return n * 10
+
+    @flow
+    async def pipeline() -> list[int]:
+        return list(await asyncio.gather(*(slow(3) for _ in range(3))))
+
+    assert asyncio.run(pipeline()) == [30, 30, 30]
+    assert calls == [3]
+
+
+def test_an_unwritable_storage_folder_still_completes_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if os.geteuid() == 0:
+        blocked = tmp_path / "a-file"
+        blocked.write_text("not a folder")  # even root cannot make folders inside a file
+    else:
+        blocked = tmp_path / "locked"
+        blocked.mkdir(mode=0o500)
+
+    @task(cache_policy=INPUTS, result_storage=blocked / "storage")
+    def compute(n: int) -> int:
+        return n + 1
+
+    @flow
+    def pipeline() -> list[int]:
+        return [compute(1), compute(1)]
+
+    assert pipeline() == [2, 2]
+    err = capsys.readouterr().err
+    assert "Cannot lock the cache key" in err
+    assert "could not be persisted" in err

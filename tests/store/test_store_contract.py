@@ -342,3 +342,53 @@ def test_everything_is_durable_when_the_flow_call_returns(
             fresh.close()
         close_stores()
         check(get_store())
+
+
+def test_a_failed_run_resumes_once_and_reuses_persisted_results(run_store: RunStore) -> None:
+    from riverrun import resume_flow_run
+    from riverrun.states import State, StateType
+
+    broken = [True]
+    calls: list[str] = []
+
+    @task
+    def first() -> int:
+        calls.append("first")
+        return 1
+
+    @task
+    def second(x: int) -> int:
+        calls.append("second")
+        if broken[0]:
+            raise RuntimeError("second broke")
+        return x + 1
+
+    @flow(persist_result=True)
+    def resumable() -> int:
+        return second(first())
+
+    assert resumable(return_state=True).is_failed()
+    run = only_run(run_store, "resumable")
+    first_run = run_store.read_task_runs(run.id)[0]
+    assert first_run.task_key is not None and first_run.task_key.endswith("first")
+    assert first_run.result is not None and first_run.cache_key is None
+    assert run.entrypoint is not None and run.entrypoint.endswith(":" + resumable.fn.__qualname__)
+
+    broken[0] = False
+    assert resume_flow_run(run.id, flow=resumable).result() == 2
+    assert calls == ["first", "second", "second"]
+    resumed = run_store.read_flow_run(run.id)
+    assert resumed.state is not None and resumed.state.is_completed()
+    waiting = State(StateType.SCHEDULED, "AwaitingRetry")
+    assert run_store.restart_flow_run(resumed, waiting) is False  # completed: not moved
+
+
+def test_cache_entries_are_deleted_by_task_and_key(run_store: RunStore) -> None:
+    now = datetime.now(UTC)
+    for key, task_name in (("k1", "a"), ("k2", "a"), ("k3", "b")):
+        run_store.write_cache_entry(CacheEntry(key, "loc-" + key, None, now, task_name))
+    assert [e.key for e in run_store.delete_cache_entries(task_name="a", key="k3")] == []
+    assert sorted(e.key for e in run_store.delete_cache_entries(task_name="a")) == ["k1", "k2"]
+    assert run_store.read_cache_entry("k1") is None
+    assert [e.task_name for e in run_store.delete_cache_entries(key="k3")] == ["b"]
+    assert run_store.delete_cache_entries() == []

@@ -451,8 +451,8 @@ def _run(
             state = _reused_state(call, flow_context, logger, plan)
             if state is None and plan is not None and task_run.cache_key is not None:
                 # One run computes a key at a time; the others wait, then read its entry.
-                lock = KeyLock(plan.storage, task_run.cache_key)
-                if not lock.try_acquire():
+                lock = _key_lock(plan, task_run.cache_key, logger)
+                if lock is not None and not lock.try_acquire():
                     logger.info("Waiting for another run computing the same cache key")
                     yield Wait((lock.acquire_later(),))
                     state = _reused_state(call, flow_context, logger, plan)
@@ -503,6 +503,15 @@ def _run(
     if failure is not None and not isinstance(failure, Exception):
         raise failure
     return state
+
+
+def _key_lock(plan: ResultPlan, key: str, logger: RunLogger) -> KeyLock | None:
+    try:
+        return KeyLock(plan.storage, key)
+    except OSError as error:
+        # The result cannot be written there either; that is reported when persisting.
+        logger.warning("Cannot lock the cache key in %s (%s); not waiting", plan.storage, error)
+        return None
 
 
 def _persist(
