@@ -151,9 +151,12 @@ class FlowParameters(CachePolicy):
     def compute_key(
         self, context: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any]
     ) -> str | None:
-        if context.flow_run_context is None:
+        flow_context = context.flow_run_context
+        if flow_context is None:
             return None
-        return stable_digest(flow_parameters)
+        if flow_context.parameters_digest is None:
+            flow_context.parameters_digest = stable_digest(flow_parameters)
+        return flow_context.parameters_digest
 
 
 class RunId(CachePolicy):

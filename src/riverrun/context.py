@@ -67,6 +67,10 @@ class FlowRunContext:
     loop: Any = None
     # Defaults for the results of the flow's tasks (engine.caching.ResultDefaults).
     results: ResultDefaults | None = None
+    # The flow run's arguments as given (the FLOW_PARAMETERS policy hashes them), and
+    # their digest once computed (a worker of a remote runner receives only that).
+    parameters: dict[str, Any] | None = None
+    parameters_digest: str | None = None
     # When resuming a flow run: the earlier attempts' completed task runs with a
     # persisted result, by (task key, call index), and the attempt they come from.
     earlier: dict[tuple[str, int], TaskRun] | None = None

@@ -205,7 +205,11 @@ def flow(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     return decorate
 
 
-def resume_flow_run(flow_run_id: str, flow: Flow[..., Any] | None = None) -> State:
+def resume_flow_run(
+    flow_run_id: str,
+    flow: Flow[..., Any] | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> State:
     """Run a Failed, Crashed or Cancelled flow run again, from where it failed.
 
     The run gets a new attempt (same id, same parameters). Each task call whose run
@@ -214,6 +218,10 @@ def resume_flow_run(flow_run_id: str, flow: Flow[..., Any] | None = None) -> Sta
     ``flow`` or loaded from where the run was started (its script or module). Returns
     the run's final state. ``riverrun flow-run retry ID`` does the same.
 
+    The run is called with the parameters it was first called with: their stored JSON
+    form when that is exact, else a pickle kept when the run started (in the flow's
+    ``result_storage``); ``parameters=`` replaces them.
+
     Raises:
         ObjectNotFoundError: no flow run with that id (or unique id prefix).
         ResumeError: the run did not fail, is a subflow run, another process is
@@ -221,4 +229,4 @@ def resume_flow_run(flow_run_id: str, flow: Flow[..., Any] | None = None) -> Sta
     """
     from riverrun.engine.flow_engine import resume_flow_run as resume
 
-    return resume(flow_run_id, flow)
+    return resume(flow_run_id, flow, parameters)

@@ -87,7 +87,8 @@ def _feed(out: Any, value: Any, depth: int) -> None:
     elif kind is str:
         out(_text(b"s", value))
     elif kind is bytes or kind is bytearray:
-        out(b"b" + str(len(value)).encode() + b":" + bytes(value))
+        tag = b"b" if kind is bytes else b"B"
+        out(tag + str(len(value)).encode() + b":" + bytes(value))
     elif kind is list or kind is tuple:
         out((b"l" if kind is list else b"t") + str(len(value)).encode() + b"[")
         for item in value:
@@ -117,6 +118,19 @@ def _qualified(kind: type) -> str:
 
 
 def _feed_other(out: Any, value: Any, depth: int) -> None:
+    try:
+        _feed_object(out, value, depth)
+    except UnhashableInputError:
+        raise
+    except Exception as error:
+        # A value whose own methods fail (a mock passing for an array, a dataclass with
+        # an unset field): no stable form, never a crash.
+        raise UnhashableInputError(
+            f"{type(value).__name__} value cannot be hashed ({type(error).__name__}: {error})"
+        ) from None
+
+
+def _feed_object(out: Any, value: Any, depth: int) -> None:
     kind = type(value)
     if isinstance(value, enum.Enum):
         out(_text(b"e", _qualified(kind)))
@@ -147,7 +161,7 @@ def _feed_other(out: Any, value: Any, depth: int) -> None:
         _feed(out, value.model_dump(), depth + 1)
     elif all(hasattr(value, name) for name in ("dtype", "shape", "tobytes")):
         out(_text(b"a", f"{_qualified(kind)}:{value.dtype}:{value.shape}"))
-        data = value.tobytes()
+        data = bytes(value.tobytes())
         out(b"b" + str(len(data)).encode() + b":" + data)
     else:
         import pickle

@@ -154,6 +154,7 @@ class Task(Generic[P, R]):
         self.binder: Binder | None = None
         self._fingerprint: str | None = None
         self._digest: Any = None
+        self._identity: str | None = None
         self.tags = tuple(dict.fromkeys(tags or ()))
         self.policy = RetryPolicy(
             retries=retries,
@@ -226,6 +227,11 @@ class Task(Generic[P, R]):
             "on_failure": self.on_failure_hooks,
             **options,
         }
+        # One way of caching at a time: the one given here replaces the task's other.
+        if "cache_policy" in options and "cache_key_fn" not in options:
+            merged["cache_key_fn"] = None
+        elif "cache_key_fn" in options and "cache_policy" not in options:
+            merged["cache_policy"] = None
         return Task(self.fn, **merged)
 
     def source_fingerprint(self) -> str:
@@ -238,6 +244,16 @@ class Task(Generic[P, R]):
                 source = repr(code.co_code) if code is not None else ""
             self._fingerprint = f"{self.key}\n{source}"
         return self._fingerprint
+
+    def identity(self) -> str:
+        """A digest of the task's key, name and source (computed once): a resumed run
+        reuses a result only for the task that produced it (tasks made by one factory
+        share a key but not a name)."""
+        if self._identity is None:
+            digest = self.source_digest()
+            digest.update(b"\x00" + self.name.encode("utf-8", "surrogatepass"))
+            self._identity = str(digest.hexdigest())
+        return self._identity
 
     def source_digest(self) -> Any:
         """A SHA-256 hasher fed with ``source_fingerprint()``, copied for each use."""

@@ -98,6 +98,7 @@ def flow_run_row(run: FlowRun) -> dict[str, Any]:
         "pid": run.pid,
         "heartbeat": run.heartbeat,
         "entrypoint": run.entrypoint,
+        "resume_parameters": run.resume_parameters,
         **_state_columns(run.state),
     }
 
@@ -266,6 +267,7 @@ def _flow_run(row: Row[Any]) -> FlowRun:
         pid=row.pid,
         heartbeat=row.heartbeat,
         entrypoint=row.entrypoint,
+        resume_parameters=row.resume_parameters,
     )
 
 

@@ -80,6 +80,7 @@ flow_runs = Table(
     _timestamp("heartbeat"),
     # Where the flow is loaded from to resume the run (0003).
     Column("entrypoint", Text),
+    Column("resume_parameters", Text),
     Index("ix_flow_runs_created", "created"),
     Index("ix_flow_runs_flow_name", "flow_name"),
     Index("ix_flow_runs_parent_flow_run_id", "parent_flow_run_id"),

@@ -44,7 +44,6 @@ __all__ = [
     "inputs_digest",
     "plan_results",
     "read_cache",
-    "read_persisted",
     "write_cache",
     "write_persisted",
 ]
@@ -78,7 +77,7 @@ class ResultPlan:
     serializer: Serializer
     key: str | None  # None: named after the cache key, or else the task run's id
 
-    def ref(self, task_run: TaskRun, inputs: str | None) -> ResultRef:
+    def ref(self, task_run: TaskRun, inputs: str | None, task: str | None) -> ResultRef:
         key = self.key
         if key is None:
             key = (
@@ -86,7 +85,7 @@ class ResultPlan:
                 if task_run.cache_key is not None
                 else task_run.id
             )
-        return ResultRef(str(self.storage), key, self.serializer.name, inputs)
+        return ResultRef(str(self.storage), key, self.serializer.name, inputs, task)
 
 
 def expired(entry: CacheEntry, at: datetime) -> bool:
@@ -140,11 +139,15 @@ def plan_results(
 def cache_key(task: Task[..., Any], context: TaskRunContext, logger: RunLogger) -> str | None:
     """The run's cache key, or ``None`` (not cached, with a warning when the policy
     could not give one)."""
+    from riverrun.cache_policies import CacheKeyFnPolicy
+
     policy = task.cache_policy
     if policy is None:
         return None
     flow_context = context.flow_run_context
-    flow_parameters = flow_context.flow_run.parameters if flow_context is not None else {}
+    flow_parameters: dict[str, Any] = {}
+    if flow_context is not None:
+        flow_parameters = flow_context.parameters or flow_context.flow_run.parameters
     try:
         key = policy.compute_key(context, context.parameters, flow_parameters)
     except Exception as error:
@@ -152,20 +155,27 @@ def cache_key(task: Task[..., Any], context: TaskRunContext, logger: RunLogger) 
             "Cache policy %r failed (%s); this run is not cached", policy, describe(error)
         )
         return None
-    if key is not None and not isinstance(key, str):
+    if key is None:
+        return None
+    if not isinstance(key, str):
         logger.warning("Cache policy %r gave %r, not a string; this run is not cached", policy, key)
         return None
-    return key
+    if isinstance(policy, CacheKeyFnPolicy):
+        return key  # a key the user made is used as given (tasks may share it on purpose)
+    # Built-in policies are scoped to the task: INPUTS alone never hands one task's
+    # result to another task called with the same arguments.
+    scoped = hashlib.sha256(f"{task.key}\x00{task.name}\x00{key}".encode())
+    return scoped.hexdigest()
 
 
 def inputs_digest(parameters: dict[str, Any]) -> str | None:
     """A digest of a run's arguments, recorded with its persisted result: a resumed run
     reuses the result only for the same arguments (``None``: cannot be hashed)."""
-    from riverrun.hashing import UnhashableInputError, digest_arguments
+    from riverrun.hashing import digest_arguments
 
     try:
         return digest_arguments(parameters)
-    except UnhashableInputError:
+    except Exception:  # no stable form: the result is kept, but never reused on resume
         return None
 
 
@@ -173,32 +183,44 @@ def read_cache(flow_context: FlowRunContext, key: str, logger: RunLogger) -> Any
     """``(value, recorded reference)`` cached for ``key``, or ``MISS``."""
     store = flow_context.store
     memo_key = (id(store), key)
-    entry = _entries.get(memo_key)
     at = now()
-    if entry is None or expired(entry, at):
+    entry = _entries.get(memo_key)
+    remembered = entry is not None and not expired(entry, at)
+    for _ in range(2):  # a remembered entry whose file was refreshed: read the store
+        if not remembered:
+            try:
+                entry = store.read_cache_entry(key)
+            except Exception as error:
+                logger.warning("Could not look up the cache (%s); running", describe(error))
+                return MISS
+            if entry is None or expired(entry, at):
+                return MISS
+        assert entry is not None
         try:
-            entry = store.read_cache_entry(key)
+            ref = ResultRef.decode(entry.location, flow_context.settings.home)
+            value = results.read_result(ref)
+        except (FileNotFoundError, results.OverwrittenResultError):
+            _entries.pop(memo_key, None)
+            if remembered:
+                remembered = False
+                continue
+            return MISS
         except Exception as error:
-            logger.warning("Could not look up the cache (%s); running", describe(error))
+            logger.warning("Cached result for key %s is unreadable (%s); running", key, error)
             return MISS
-        if entry is None or expired(entry, at):
-            return MISS
-        _remember(memo_key, entry)
-    try:
-        ref = ResultRef.decode(entry.location, flow_context.settings.home)
-        return results.read_result(ref), entry.location
-    except FileNotFoundError:
-        _entries.pop(memo_key, None)
-        return MISS
-    except Exception as error:
-        logger.warning("Cached result for key %s is unreadable (%s); running", key, error)
-        return MISS
+        if ref.key == results.key_for_cache(key):
+            _remember(memo_key, entry)  # see write_cache
+        return value, entry.location
+    return MISS
 
 
-def write_persisted(ref: ResultRef, value: Any, plan: ResultPlan, logger: RunLogger) -> bool:
-    """Persist ``value``; on failure log why (the run still completes) and say so."""
+def write_persisted(
+    ref: ResultRef, value: Any, plan: ResultPlan, logger: RunLogger
+) -> ResultRef | None:
+    """Persist ``value``; the reference written (with its digest), or ``None`` after
+    logging why it could not be (the run still completes)."""
     try:
-        results.write_result(ref, value, plan.serializer)
+        return results.write_result(ref, value, plan.serializer)
     except Exception as error:
         logger.warning(
             "The result (%s) could not be persisted with %r (%s); it is not cached, and a "
@@ -207,8 +229,7 @@ def write_persisted(ref: ResultRef, value: Any, plan: ResultPlan, logger: RunLog
             plan.serializer.name,
             describe(error),
         )
-        return False
-    return True
+        return None
 
 
 def write_cache(
@@ -228,12 +249,10 @@ def write_cache(
     except Exception as error:
         logger.warning("Could not record the cache entry (%s); it will be computed again", error)
         return
-    _remember((id(flow_context.store), key), entry)
-
-
-def read_persisted(ref: ResultRef) -> Any:
-    """The value of a persisted result (raises like ``results.read_result``)."""
-    return results.read_result(ref)
+    if ref.key == results.key_for_cache(key):
+        # Only entries whose file is named after their key are remembered: another
+        # process refreshing the key rewrites that same file (which every hit checks).
+        _remember((id(flow_context.store), key), entry)
 
 
 # -- the lock on a key ------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import os
 import socket
 import sys
@@ -27,10 +28,24 @@ from riverrun.engine.core import (
     retry_pause,
     run_hooks,
 )
-from riverrun.engine.effects import Call, RunLoop, Wait
+from riverrun.engine.effects import (
+    Call,
+    RunLoop,
+    Wait,
+    drive_async,
+    drive_sync,
+    run_coroutine_sync,
+)
 from riverrun.engine.parameters import bind_arguments, jsonable, validate_parameters
 from riverrun.engine.results import default_storage
-from riverrun.engine.resume import Resume, load_flow, prepare_resume
+from riverrun.engine.resume import (
+    Resume,
+    keep_parameters,
+    load_flow,
+    loading_entrypoint,
+    prepare_resume,
+    resume_parameters,
+)
 from riverrun.engine.task_engine import dispatch
 from riverrun.exceptions import ParameterTypeError, ResumeError, RiverrunError
 from riverrun.futures import RiverrunFuture
@@ -60,6 +75,15 @@ def call_flow(
     flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, return_state: bool
 ) -> Any:
     """Run ``flow`` (a subflow when called inside another flow)."""
+    if loading_entrypoint.get():
+        # A flow called at the top level of a file loaded to resume a run (the seeds'
+        # scripts call their flow that way): that call is not what is being resumed.
+        setup_logging()
+        logging.getLogger("riverrun.engine").info(
+            "Skipped the call of flow %r made while loading its file to resume a run",
+            flow.name,
+        )
+        return None
     parent = flow_run_context.get()
     call_index = parent.next_call_index(flow.key) if parent is not None else 0
     loop = flow_run_loop(flow, args, kwargs, parent, call_index)
@@ -79,14 +103,22 @@ def _run_name(flow: Flow[..., Any], parameters: dict[str, Any]) -> str:
     return name_from_template(template, parameters, "flow_run_name", f"flow {flow.name!r}")
 
 
-def resume_flow_run(flow_run_id: str, flow: Flow[..., Any] | None = None) -> State:
+def resume_flow_run(
+    flow_run_id: str,
+    flow: Flow[..., Any] | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> State:
     """Run a failed flow run again as its next attempt (see ``engine.resume``)."""
-    store = get_store(get_settings())
+    settings = get_settings()
+    store = get_store(settings)
     resume = prepare_resume(store, flow_run_id)
+    if parameters is None:
+        parameters = resume_parameters(resume.flow_run, settings.home)
     if flow is None:
         flow = load_flow(resume.flow_run.entrypoint, resume.flow_run)
-    loop = flow_run_loop(flow, (), dict(resume.flow_run.parameters), None, 0, resume)
-    state: State = dispatch(loop, is_async=flow.is_async, return_state=True)
+    loop = flow_run_loop(flow, (), dict(parameters), None, 0, resume)
+    # Driven to the end here, async flows too: the caller asked for the final state.
+    state: State = run_coroutine_sync(drive_async(loop)) if flow.is_async else drive_sync(loop)
     return state
 
 
@@ -163,6 +195,10 @@ def flow_run_loop(
             pid=os.getpid(),
             entrypoint=_entrypoint(flow.fn) if parent is None else None,
         )
+        if parent is None:
+            flow_run.resume_parameters = keep_parameters(
+                bound.arguments, flow_run.id, flow.result_storage or default_storage(settings.home)
+            )
     parent_task_run: TaskRun | None = None
     if parent is not None:
         # The subflow appears in its parent as a task run that mirrors its state.
@@ -206,6 +242,7 @@ def flow_run_loop(
         task_runner=flow.task_runner.duplicate(),
         reuse_completed=bool(flow.policy.retries),
         results=_result_defaults(flow, settings),
+        parameters=bound.arguments,
         earlier=resume.earlier if resume is not None else None,
     )
     if flow.is_async:

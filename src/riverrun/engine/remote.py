@@ -18,6 +18,7 @@ from riverrun.context import FlowRunContext, current_tags, flow_run_context
 from riverrun.engine.core import describe, log_final, propose
 from riverrun.engine.dispatcher import cancel_with, dispatch, set_result
 from riverrun.engine.effects import drive_async, drive_sync, run_coroutine_sync
+from riverrun.engine.resume import can_reuse
 from riverrun.engine.task_engine import TaskCall, record_pending, run_call
 from riverrun.exceptions import TaskRunnerError
 from riverrun.logging import flush_console, run_logger, setup_logging
@@ -55,6 +56,7 @@ class RemoteCall:
     settings: Settings
     tags: tuple[str, ...]
     results: ResultDefaults | None = None
+    flow_parameters_digest: str | None = None
 
 
 def _bare(state: State | None) -> State | None:
@@ -172,6 +174,7 @@ def execute_remote(payload: bytes) -> bytes:
         is_async=False,
         task_runner=ThreadPoolTaskRunner(),
         results=remote.results,
+        parameters_digest=remote.flow_parameters_digest,
     )
     call = TaskCall(
         task=remote.task,
@@ -232,7 +235,7 @@ def launch_remote(call: TaskCall, runner: TaskRunner, result: Future[State]) -> 
     record_pending(call)
     flow_context = call.flow_context
     assert flow_context is not None
-    if flow_context.earlier and call.reuse_key in flow_context.earlier:
+    if flow_context.earlier and can_reuse(flow_context, call.task, call.reuse_key, call.parameters):
         # A resumed run reusing an earlier attempt's result: read here, nothing to send.
         set_result(result, drive_sync(run_call(call)))
         return
@@ -253,6 +256,7 @@ def launch_remote(call: TaskCall, runner: TaskRunner, result: Future[State]) -> 
         settings=flow_context.settings,
         tags=current_tags(),
         results=flow_context.results,
+        flow_parameters_digest=_parameters_digest(call, flow_context),
     )
     try:
         payload = cloudpickle.dumps(remote)
@@ -272,6 +276,21 @@ def launch_remote(call: TaskCall, runner: TaskRunner, result: Future[State]) -> 
     # The runner's callback thread must not block: the dispatcher records the events.
     inner.add_done_callback(lambda done: dispatch(lambda: _receive(call, result, done)))
     cancel_with(result, inner)
+
+
+def _parameters_digest(call: TaskCall, flow_context: FlowRunContext) -> str | None:
+    """The flow's parameters digest, for a cached task whose key may need it (the
+    worker has only the parameters' stored form)."""
+    if call.task.cache_policy is None or flow_context.parameters is None:
+        return flow_context.parameters_digest
+    if flow_context.parameters_digest is None:
+        from riverrun.hashing import UnhashableInputError, stable_digest
+
+        try:
+            flow_context.parameters_digest = stable_digest(flow_context.parameters)
+        except UnhashableInputError:
+            return None
+    return flow_context.parameters_digest
 
 
 def _receive(call: TaskCall, result: Future[State], done: Future[bytes]) -> None:

@@ -32,6 +32,7 @@ from riverrun.exceptions import InvalidResultStorageKeyError
 from riverrun.serializers import Serializer, get_serializer
 
 __all__ = [
+    "OverwrittenResultError",
     "ResultRef",
     "check_key",
     "default_storage",
@@ -44,7 +45,12 @@ __all__ = [
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 _MEMO_ENTRIES = 1024
 _MEMO_MAX_BYTES = 1 << 20  # larger results are read from their file each time
-_memo: dict[Path, tuple[tuple[int, int, int], bytes]] = {}
+_memo: dict[Path, tuple[tuple[int, int, int], bytes, str]] = {}
+
+
+class OverwrittenResultError(LookupError):
+    """The file a reference names now holds another result (a fixed storage key that
+    several runs or cache keys write to): the reference's result is gone."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -54,12 +60,16 @@ class ResultRef:
     storage: str
     key: str
     serializer: str
-    inputs: str | None = None
+    inputs: str | None = None  # digest of the run's arguments
+    task: str | None = None  # digest of the task's identity (see Task.identity)
+    digest: str | None = None  # SHA-256 of the bytes written
 
     def encode(self) -> str:
         fields = {"storage": self.storage, "key": self.key, "serializer": self.serializer}
-        if self.inputs is not None:
-            fields["inputs"] = self.inputs
+        for name in ("inputs", "task", "digest"):
+            value = getattr(self, name)
+            if value is not None:
+                fields[name] = value
         return json.dumps(fields, separators=(",", ":"))
 
     @classmethod
@@ -89,6 +99,8 @@ def _decode(text: str, home: Path) -> ResultRef:
             check_key(str(fields["key"])),
             str(fields["serializer"]),
             fields.get("inputs"),
+            fields.get("task"),
+            fields.get("digest"),
         )
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"Not a result reference: {text[:200]!r}") from error
@@ -117,7 +129,7 @@ def check_key(key: str) -> str:
     if "\x00" in key:
         raise InvalidResultStorageKeyError(key, "it contains a NUL character")
     normal = key.replace("\\", "/")
-    if normal.startswith("/") or (len(normal) > 1 and normal[1] == ":"):
+    if normal.startswith("/") or (os.name == "nt" and len(normal) > 1 and normal[1] == ":"):
         raise InvalidResultStorageKeyError(key, "it is an absolute path")
     parts = [part for part in PurePosixPath(normal).parts if part not in ("", ".")]
     if ".." in parts:
@@ -129,10 +141,15 @@ def check_key(key: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _inside(storage: str, key: str) -> Path:
+    """The path of ``key`` in ``storage``, checked once per pair (a read checks only
+    that the name is lexically inside; ``_inside_now`` re-resolves before writes)."""
+    return _inside_now(storage, key)
+
+
+def _inside_now(storage: str, key: str) -> Path:
     root = Path(storage)
     path = root / check_key(key)
-    # A symlink inside the folder could still point out of it. (Remembered per key:
-    # resolving costs a system call per path part, on every cache hit otherwise.)
+    # A symlink inside the folder could point out of it: resolved at each write.
     if not path.resolve().is_relative_to(root.resolve()):
         raise InvalidResultStorageKeyError(key, f"it resolves outside {root}")
     return path
@@ -154,8 +171,9 @@ def render_key(template: str, parameters: dict[str, Any], **fields: Any) -> str:
     return check_key(key)
 
 
-def write_result(ref: ResultRef, value: Any, serializer: Serializer | None = None) -> None:
-    """Serialize ``value`` into the file ``ref`` names, atomically.
+def write_result(ref: ResultRef, value: Any, serializer: Serializer | None = None) -> ResultRef:
+    """Serialize ``value`` into the file ``ref`` names, atomically; the reference
+    returned carries the digest of the bytes written.
 
     Raises:
         InvalidResultStorageKeyError: the key leaves the folder.
@@ -163,7 +181,8 @@ def write_result(ref: ResultRef, value: Any, serializer: Serializer | None = Non
     """
     serializer = serializer or get_serializer(ref.serializer)
     payload = serializer.dumps(value)
-    path = ref.path
+    digest = hashlib.sha256(payload).hexdigest()
+    path = _inside_now(ref.storage, ref.key)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -173,7 +192,8 @@ def write_result(ref: ResultRef, value: Any, serializer: Serializer | None = Non
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    _remember(path, _identity(path), payload)
+    _remember(path, _identity(path), payload, digest)
+    return ResultRef(ref.storage, ref.key, ref.serializer, ref.inputs, ref.task, digest)
 
 
 def read_result(ref: ResultRef) -> Any:
@@ -181,6 +201,7 @@ def read_result(ref: ResultRef) -> Any:
 
     Raises:
         FileNotFoundError: the file is gone (callers treat it as "not persisted").
+        OverwrittenResultError: the file holds other bytes than those ``ref`` recorded.
         InvalidResultStorageKeyError: the key leaves the folder.
         ValueError: the serializer is not known in this process.
     """
@@ -189,12 +210,15 @@ def read_result(ref: ResultRef) -> Any:
     identity = _identity(path)
     kept = _memo.get(path)
     if kept is not None and kept[0] == identity:
-        return serializer.loads(kept[1])
-    with open(path, "rb") as handle:
-        payload = handle.read()
-    value = serializer.loads(payload)
-    _remember(path, identity, payload)
-    return value
+        payload, digest = kept[1], kept[2]
+    else:
+        with open(path, "rb") as handle:
+            payload = handle.read()
+        digest = hashlib.sha256(payload).hexdigest()
+        _remember(path, identity, payload, digest)
+    if ref.digest is not None and ref.digest != digest:
+        raise OverwrittenResultError(f"{path} was overwritten by another result")
+    return serializer.loads(payload)
 
 
 def delete_result(ref: ResultRef) -> bool:
@@ -213,10 +237,10 @@ def _identity(path: Path) -> tuple[int, int, int]:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def _remember(path: Path, identity: tuple[int, int, int], payload: bytes) -> None:
+def _remember(path: Path, identity: tuple[int, int, int], payload: bytes, digest: str) -> None:
     if len(payload) > _MEMO_MAX_BYTES:
         _memo.pop(path, None)
         return
     if len(_memo) >= _MEMO_ENTRIES:
         _memo.clear()
-    _memo[path] = (identity, payload)
+    _memo[path] = (identity, payload, digest)

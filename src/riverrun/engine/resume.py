@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
+import math
 import sys
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from riverrun.engine.results import ResultRef, read_result
+from riverrun.engine.results import OverwrittenResultError, ResultRef, read_result, write_result
 from riverrun.exceptions import ResumeError
 from riverrun.names import SCRIPT_MODULE
 from riverrun.states import StateType
@@ -34,10 +37,25 @@ if TYPE_CHECKING:
     from riverrun.flows import Flow
     from riverrun.logging import RunLogger
     from riverrun.store.protocol import FlowRun, RunStore, TaskRun
+    from riverrun.tasks import Task
 
-__all__ = ["Resume", "earlier_results", "load_flow", "prepare_resume", "take_earlier"]
+__all__ = [
+    "Resume",
+    "can_reuse",
+    "earlier_results",
+    "keep_parameters",
+    "load_flow",
+    "loading_entrypoint",
+    "prepare_resume",
+    "resume_parameters",
+    "take_earlier",
+]
 
 _RESUMABLE = (StateType.FAILED, StateType.CRASHED, StateType.CANCELLED)
+
+#: True while a flow's file is being loaded to resume one of its runs: flow calls made
+#: at the top level of that file are skipped.
+loading_entrypoint: ContextVar[bool] = ContextVar("riverrun_loading_entrypoint", default=False)
 
 
 @dataclass(slots=True)
@@ -84,6 +102,58 @@ def prepare_resume(store: RunStore, flow_run_id: str) -> Resume:
     return Resume(run, earlier_results(store.read_task_runs(run.id)))
 
 
+def _exact(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` comes back equal, and of the same types, from JSON."""
+    if value is None or type(value) in (bool, int, str):
+        return True
+    if type(value) is float:
+        return math.isfinite(value)
+    if depth > 32:
+        return False
+    if type(value) is list:
+        return all(_exact(item, depth + 1) for item in value)
+    if type(value) is dict:
+        return all(type(k) is str and _exact(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def keep_parameters(arguments: dict[str, Any], flow_run_id: str, storage: Path) -> str | None:
+    """Keep a new flow run's exact arguments when their JSON form is not exact (a date,
+    a tuple, an object): a pickle in ``storage``, named by the returned reference; or
+    why that failed. ``None`` when the JSON form is exact (nearly always: no file)."""
+    if _exact(arguments):
+        return None
+    ref = ResultRef(str(storage), f"parameters/{flow_run_id}", "cloudpickle")
+    try:
+        return write_result(ref, arguments).encode()
+    except Exception as error:
+        return json.dumps({"unavailable": f"{type(error).__name__}: {error}"})
+
+
+def resume_parameters(run: FlowRun, home: Path) -> dict[str, Any]:
+    """The arguments a resumed run is called with again.
+
+    Raises:
+        ResumeError: they were not stored exactly and cannot be read back.
+    """
+    if run.resume_parameters is None:
+        return dict(run.parameters)
+    label = f"flow run {run.name!r} ({run.id})"
+    fields = json.loads(run.resume_parameters)
+    if "unavailable" in fields:
+        reason = fields["unavailable"]
+    else:
+        try:
+            kept = read_result(ResultRef.decode(run.resume_parameters, home))
+            return dict(kept)
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+    raise ResumeError(
+        f"The parameters of {label} could not be kept exactly ({reason}); resume it from "
+        "Python with riverrun.resume_flow_run(id, parameters={...})"
+    )
+
+
 def load_flow(entrypoint: str | None, flow_run: FlowRun) -> Flow[..., Any]:
     """The flow at ``entrypoint`` (``file.py:name`` or ``module:name``).
 
@@ -102,6 +172,7 @@ def load_flow(entrypoint: str | None, flow_run: FlowRun) -> Flow[..., Any]:
             f"The flow of {label} was defined inside a function ({qualname}), so it cannot "
             "be loaded again; call riverrun.resume_flow_run(id, flow=the_flow) from Python"
         )
+    token = loading_entrypoint.set(True)
     try:
         if target.endswith(".py"):
             module = _load_script(Path(target))
@@ -115,6 +186,8 @@ def load_flow(entrypoint: str | None, flow_run: FlowRun) -> Flow[..., Any]:
         raise ResumeError(
             f"Could not load {target} for {label}: {type(error).__name__}: {error}"
         ) from error
+    finally:
+        loading_entrypoint.reset(token)
     found: Any = module
     for part in qualname.split("."):
         found = getattr(found, part, None)
@@ -142,8 +215,32 @@ def _load_script(path: Path) -> Any:
     return module
 
 
+def can_reuse(
+    flow_context: FlowRunContext,
+    task: Task[..., Any],
+    key: tuple[str, int],
+    parameters: dict[str, Any],
+) -> bool:
+    """Whether ``take_earlier`` would find a reusable result (without reading it)."""
+    from riverrun.engine.caching import inputs_digest
+
+    earlier = (flow_context.earlier or {}).get(key)
+    if earlier is None or earlier.result is None:
+        return False
+    try:
+        ref = ResultRef.decode(earlier.result, flow_context.settings.home)
+    except ValueError:
+        return False
+    return (
+        ref.task == task.identity()
+        and ref.inputs is not None
+        and ref.inputs == inputs_digest(parameters)
+    )
+
+
 def take_earlier(
     flow_context: FlowRunContext,
+    task: Task[..., Any],
     key: tuple[str, int],
     parameters: dict[str, Any],
     logger: RunLogger,
@@ -162,12 +259,20 @@ def take_earlier(
         return None
     try:
         ref = ResultRef.decode(earlier.result, flow_context.settings.home)
-        if ref.inputs is None or ref.inputs != inputs_digest(parameters):
+        if ref.task != task.identity():
+            logger.info("Running again: %s was made by another task or another version", where)
+            return None
+        if ref.inputs is None:
+            logger.info("Running again: the inputs of %s could not be hashed", where)
+            return None
+        if ref.inputs != inputs_digest(parameters):
             logger.info("Running again: its inputs differ from those of %s", where)
             return None
         return read_result(ref), earlier
     except FileNotFoundError:
         logger.warning("Running again: the persisted result of %s is gone", where)
+    except OverwrittenResultError:
+        logger.warning("Running again: the persisted result of %s was overwritten", where)
     except Exception as error:
         logger.warning(
             "Running again: the persisted result of %s cannot be read (%s: %s)",

@@ -413,7 +413,7 @@ def _reused_state(
     this call's result (``task_run.result`` then names it)."""
     task, task_run = call.task, call.task_run
     if flow_context.earlier:
-        found = take_earlier(flow_context, call.reuse_key, call.parameters, logger)
+        found = take_earlier(flow_context, task, call.reuse_key, call.parameters, logger)
         if found is not None:
             value, earlier = found
             task_run.result = earlier.result
@@ -524,8 +524,9 @@ def _persist(
     """Keep a completed run's result on disk, and its cache entry when it has a key."""
     assert flow_context is not None
     task_run = call.task_run
-    ref = plan.ref(task_run, inputs_digest(call.parameters))
-    if not write_persisted(ref, value, plan, logger):
+    planned = plan.ref(task_run, inputs_digest(call.parameters), call.task.identity())
+    ref = write_persisted(planned, value, plan, logger)
+    if ref is None:
         return
     task_run.result = ref.encode()
     if task_run.cache_key is not None:

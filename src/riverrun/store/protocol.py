@@ -36,6 +36,9 @@ class FlowRun:
     pid: int | None = None
     heartbeat: datetime | None = None
     entrypoint: str | None = None
+    # When ``parameters`` (JSON) lost information: where the exact ones are kept (a
+    # result reference), or why they could not be (``{"unavailable": reason}``).
+    resume_parameters: str | None = None
 
     @property
     def duration(self) -> float | None:

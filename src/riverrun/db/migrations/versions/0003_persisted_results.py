@@ -4,7 +4,8 @@
   (a JSON reference to the persisted result): a resumed flow run finds the results of
   the calls that already completed.
 - ``flow_runs.entrypoint`` (``path/to/file.py:flow`` or ``module:flow``): where
-  ``riverrun flow-run retry`` loads the flow from.
+  ``riverrun flow-run retry`` loads the flow from; ``flow_runs.resume_parameters``:
+  where its exact parameters are kept when their JSON form is not exact.
 - ``cache_entries.task_name``: ``riverrun cache clear --task NAME``.
 
 Revision ID: 0003
@@ -27,6 +28,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("result", sa.Text(), nullable=True))
     with op.batch_alter_table("flow_runs") as batch:
         batch.add_column(sa.Column("entrypoint", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("resume_parameters", sa.Text(), nullable=True))
     with op.batch_alter_table("cache_entries") as batch:
         batch.add_column(sa.Column("task_name", sa.String(255), nullable=True))
     op.create_index("ix_cache_entries_task_name", "cache_entries", ["task_name"])
@@ -37,6 +39,7 @@ def downgrade() -> None:
     with op.batch_alter_table("cache_entries") as batch:
         batch.drop_column("task_name")
     with op.batch_alter_table("flow_runs") as batch:
+        batch.drop_column("resume_parameters")
         batch.drop_column("entrypoint")
     with op.batch_alter_table("task_runs") as batch:
         batch.drop_column("result")
