@@ -33,6 +33,7 @@ _LEVELS = {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}
 #: The settings a profile may hold (``RIVERRUN_HOME`` locates the profile itself).
 PROFILE_KEYS = (
     "RIVERRUN_API_URL",
+    "RIVERRUN_CONCURRENCY_LEASE_SECONDS",
     "RIVERRUN_DATABASE_URL",
     "RIVERRUN_FLUSH_INTERVAL",
     "RIVERRUN_HEARTBEAT_INTERVAL",
@@ -53,6 +54,9 @@ class Settings:
         heartbeat_interval: ``RIVERRUN_HEARTBEAT_INTERVAL`` seconds between heartbeats of
             a running flow run (default 10); a run silent for three is taken for crashed.
         no_color: true when ``NO_COLOR`` is set (https://no-color.org).
+        concurrency_lease_seconds: ``RIVERRUN_CONCURRENCY_LEASE_SECONDS`` (default 30):
+            how long concurrency slots outlive a holder that stopped renewing them
+            (one killed with ``kill -9``); renewed three times per period while held.
     """
 
     home: Path
@@ -62,6 +66,7 @@ class Settings:
     flush_interval: float
     no_color: bool
     heartbeat_interval: float = 10.0
+    concurrency_lease_seconds: float = 30.0
 
 
 def _home(env: Mapping[str, str]) -> Path:
@@ -160,6 +165,7 @@ def _settings_from(env: Mapping[str, str], home: Path) -> Settings:
         )
     flush_interval = _seconds(env, "RIVERRUN_FLUSH_INTERVAL", "0.2")
     heartbeat_interval = _seconds(env, "RIVERRUN_HEARTBEAT_INTERVAL", "10", positive=True)
+    lease_seconds = _seconds(env, "RIVERRUN_CONCURRENCY_LEASE_SECONDS", "30", positive=True)
     return Settings(
         home=home,
         database_url=env.get("RIVERRUN_DATABASE_URL") or f"sqlite:///{home}/riverrun.db",
@@ -168,6 +174,7 @@ def _settings_from(env: Mapping[str, str], home: Path) -> Settings:
         flush_interval=flush_interval,
         no_color="NO_COLOR" in env,
         heartbeat_interval=heartbeat_interval,
+        concurrency_lease_seconds=lease_seconds,
     )
 
 

@@ -15,6 +15,7 @@ from riverrun.context import (
     task_run_context,
 )
 from riverrun.engine.caching import MISS, cache_key, read_cache, write_cache
+from riverrun.engine.concurrency import release_tag_slots, take_tag_slots
 from riverrun.engine.core import (
     attempt_error,
     describe,
@@ -393,7 +394,10 @@ def _run(call: TaskCall, context: TaskRunContext) -> RunLoop[State]:
         user_condition = task.retry_condition_fn
         condition = lambda error: user_condition(task, task_run, Failed(data=error))  # noqa: E731
     attempt = 0
+    tag_slots = None
     try:
+        if state is None:
+            tag_slots = yield from take_tag_slots(store, task_run, task.is_async, logger)
         while state is None:
             attempt += 1
             task_run.run_count = attempt
@@ -420,17 +424,20 @@ def _run(call: TaskCall, context: TaskRunContext) -> RunLoop[State]:
     except BaseException as error:
         # Interrupted outside the body (during a retry pause): record, then let it go on.
         state = failure_state("Task", error)
-    if state.is_completed() and state.name != "Cached" and task_run.cache_key is not None:
-        assert flow_context is not None
-        write_cache(task, flow_context, task_run.cache_key, state.data, logger)
-    failure = state.data if isinstance(state.data, BaseException) else None
-    if failure is not None:
-        logger.error(
-            "Task run failed with exception: %s",
-            describe(failure),
-            exc_info=(type(failure), failure, failure.__traceback__),
-        )
-    propose(store, task_run, state)
+    try:
+        if state.is_completed() and state.name != "Cached" and task_run.cache_key is not None:
+            assert flow_context is not None
+            write_cache(task, flow_context, task_run.cache_key, state.data, logger)
+        failure = state.data if isinstance(state.data, BaseException) else None
+        if failure is not None:
+            logger.error(
+                "Task run failed with exception: %s",
+                describe(failure),
+                exc_info=(type(failure), failure, failure.__traceback__),
+            )
+        propose(store, task_run, state)
+    finally:
+        release_tag_slots(tag_slots)
     log_final(logger, state)
     hooks = task.on_completion_hooks if state.is_completed() else task.on_failure_hooks
     if hooks and (state.is_completed() or state.is_failed()):
