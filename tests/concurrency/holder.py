@@ -6,8 +6,9 @@ Modes (the store is the one named by ``RIVERRUN_DATABASE_URL``):
 - ``hold NAME READY``: take a slot, write READY, then sleep until killed.
 - ``wait NAME OUT``: take a slot (waiting in line), write the wall-clock time it was
   granted to OUT, release it.
-- ``rate NAME OUT START END``: from wall-clock START to END, call ``rate_limit(NAME)``
-  in a loop, appending the wall-clock time of each grant to OUT.
+- ``rate NAME OUT READY GO``: once connected, write READY; wait for GO, which holds
+  the wall-clock START and END; from START to END call ``rate_limit(NAME)`` in a loop,
+  then write the wall-clock time of each grant to OUT.
 """
 
 from __future__ import annotations
@@ -50,7 +51,14 @@ def main(mode: str, name: str, *args: str) -> None:
             granted = time.time()
         Path(args[0]).write_text(repr(granted))
     elif mode == "rate":
-        out, start, end = Path(args[0]), float(args[1]), float(args[2])
+        out, ready, go = Path(args[0]), Path(args[1]), Path(args[2])
+        from riverrun.store import get_store
+
+        get_store().read_concurrency_limit(name)  # connected and migrated
+        ready.write_text("ready")
+        while not go.exists():
+            time.sleep(0.005)
+        start, end = (float(part) for part in go.read_text().split())
         time.sleep(max(0.0, start - time.time()))
         calls: list[float] = []
         while time.time() < end:

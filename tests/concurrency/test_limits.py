@@ -188,11 +188,17 @@ def test_a_rate_limit_of_ten_per_second_gives_thirty_calls_in_three_seconds(
     # A burst of up to 10 at the start, then 10 per second: counted once the burst is
     # spent, over three seconds, across four processes.
     run_store.create_concurrency_limit("api", 10, slot_decay_per_second=10)
-    start = time.time() + 3.0  # every process is up and waiting by then
     outs = [tmp_path / f"calls-{index}" for index in range(4)]
+    readies = [tmp_path / f"ready-{index}" for index in range(4)]
+    go = tmp_path / "go"
     processes = [
-        holder(env, "rate", "api", str(out), repr(start), repr(start + 4.5)) for out in outs
+        holder(env, "rate", "api", str(out), str(ready), str(go))
+        for out, ready in zip(outs, readies, strict=True)
     ]
+    wait_until(lambda: all(ready.exists() for ready in readies), timeout=60)
+    start = time.time() + 0.2
+    (tmp_path / "go.tmp").write_text(f"{start!r} {start + 4.5!r}")
+    os.replace(tmp_path / "go.tmp", go)  # whole when it appears
     for process in processes:
         finish(process)
     calls = sorted(float(line) for out in outs for line in out.read_text().split())

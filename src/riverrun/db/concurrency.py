@@ -10,7 +10,7 @@ themselves are ``riverrun.orchestration.concurrency``'s.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -175,7 +175,9 @@ def _usage(row: Any, held: int) -> rules.LimitUsage:
     )
 
 
-def _lock_limits(connection: Connection, request: SlotRequest, now: datetime) -> list[Any]:
+def _lock_limits(
+    connection: Connection, request: SlotRequest, clock: Callable[[], datetime]
+) -> list[Any]:
     names = sorted(set(request.names))
     query = select(_limits).where(_limits.c.name.in_(names)).order_by(_limits.c.name)
     rows = list(connection.execute(query.with_for_update()))
@@ -185,6 +187,7 @@ def _lock_limits(connection: Connection, request: SlotRequest, now: datetime) ->
     if not request.create_if_missing:
         raise ConcurrencyLimitNotFoundError(missing[0])
     statement = _insert_ignoring_conflicts(connection)
+    now = clock()
     connection.execute(statement, [_limit_row(name, request.occupy, 0.0, now) for name in missing])
     return list(connection.execute(query.with_for_update()))
 
@@ -200,17 +203,26 @@ def _insert_ignoring_conflicts(connection: Connection) -> Any:
     return sqlite_insert(_limits).on_conflict_do_nothing(index_elements=["name"])
 
 
-def acquire_slots(connection: Connection, request: SlotRequest, now: datetime) -> SlotGrant:
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def acquire_slots(
+    connection: Connection, request: SlotRequest, clock: Callable[[], datetime] = _utc_now
+) -> SlotGrant:
     """One attempt at ``request``: take the slots, or keep (or take) a place in line.
 
     Expired leases and waiters of the limits asked for are deleted first, so the slots
-    of a holder that died go to the next in line.
+    of a holder that died go to the next in line. The time is read from ``clock`` once
+    the limit rows are locked: on PostgreSQL the wait for the lock can be long, and a
+    decision made with a time from before it would be stale.
     """
     if not request.names:
         raise ValueError("name at least one concurrency limit")
     names = sorted({rules.validate_name(name) for name in request.names})
     rules.validate_occupy(request.occupy)
-    rows = _lock_limits(connection, request, now)
+    rows = _lock_limits(connection, request, clock)
+    now = clock()
     connection.execute(
         delete(_leases).where(_leases.c.limit_name.in_(names), _leases.c.expiration < now)
     )

@@ -436,7 +436,7 @@ class EmbeddedStore:
 
     def acquire_concurrency_slots(self, request: SlotRequest) -> SlotGrant:
         with self._engine.begin() as connection:
-            grant = concurrency.acquire_slots(connection, request, datetime.now(UTC))
+            grant = concurrency.acquire_slots(connection, request)
         if request.create_if_missing:
             self._limit_names = None
         return grant
