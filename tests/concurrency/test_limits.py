@@ -85,10 +85,10 @@ def test_the_cap_holds_under_twenty_threads(run_store: RunStore, tmp_path: Path)
 
     def work() -> None:
         try:
-            for _ in range(4):
+            for _ in range(3):
                 with concurrency("db"):
                     count(counter, 1)
-                    time.sleep(0.01)
+                    time.sleep(0.02)
                     count(counter, -1)
         except BaseException as error:
             errors.append(error)

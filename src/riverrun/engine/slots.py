@@ -6,7 +6,8 @@ for any store, embedded or HTTP:
 
 - An acquisition asks the store; when refused it waits and asks again, keeping its
   place in line (its ticket). The wait ends early when a slot is released by this
-  process (every waiter here is woken at once); otherwise it polls, from
+  process (the first waiter here in that limit's line is woken at once, and wakes the
+  next once granted); otherwise it polls, from
   ``FIRST_POLL_SECONDS`` doubling to ``MAX_POLL_SECONDS``, or sleeps exactly until
   decay frees a rate slot. The logic is written once (``_Acquisition``); the sync and
   async drivers only differ in how they wait and call the store.
@@ -55,14 +56,31 @@ class HeldSlots:
 
 # -- waking the waiters of this process ---------------------------------------------------
 
-_wakers: set[Callable[[], None]] = set()
-_wakers_lock = threading.Lock()
+# The acquisitions of this process waiting in line, with how to wake each.
+_waiting: dict[_Acquisition, Callable[[], None]] = {}
+_waiting_lock = threading.Lock()
 
 
-def _wake_waiters() -> None:
-    with _wakers_lock:
-        wakers = list(_wakers)
-    for wake in wakers:
+def _wake_next(names: tuple[str, ...]) -> None:
+    """Wake this process's first waiter in line for each of ``names``.
+
+    Only the first: under first come, first served nobody behind it can go before it,
+    and waking every waiter would have them all queue for the limit rows' lock (a
+    thundering herd that delays the one who can go). Once granted, it wakes the next.
+    """
+    first: dict[str, tuple[int, Callable[[], None]]] = {}
+    with _waiting_lock:
+        for acquisition, wake in _waiting.items():
+            # Not in line yet: it is asking now. (Stores are not compared: a process-pool
+            # worker wraps the same database in a new store per task, and waking one
+            # waiter too many only costs it an early attempt.)
+            ticket = acquisition.ticket
+            if ticket is None:
+                continue
+            for name in acquisition.request.names:
+                if name in names and (name not in first or ticket < first[name][0]):
+                    first[name] = (ticket, wake)
+    for wake in {id(wake): wake for _, wake in first.values()}.values():
         wake()
 
 
@@ -136,10 +154,10 @@ _renewer = _Renewer()
 
 
 def _after_fork_in_child() -> None:
-    global _wakers_lock
+    global _waiting_lock
     _renewer.forget_all()
-    _wakers.clear()
-    _wakers_lock = threading.Lock()
+    _waiting.clear()
+    _waiting_lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -148,6 +166,9 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 # -- acquiring ---------------------------------------------------------------------------
 
 _hostname: str | None = None
+# How often a waiter with another waiter of its process ahead of it asks anyway (it is
+# woken when that one is served; this only guards against a wake-up lost to a crash).
+_BEHIND_POLL_SECONDS = 1.0
 
 
 def current_holder() -> ConcurrencyHolder:
@@ -204,7 +225,7 @@ class _Acquisition:
             if grant.lease_id is not None:
                 _renewer.add(grant.lease_id, self.store, request.lease_seconds)
             if was_waiting:
-                _wake_waiters()  # the next in line here may fit in what is left
+                _wake_next(request.names)  # the next may fit in what is left
         else:
             if self.ticket is None and self.on_wait is not None:
                 self.on_wait()
@@ -219,6 +240,9 @@ class _Acquisition:
         """
         if grant.retry_after is not None:
             pause = grant.retry_after
+        elif self._behind_another_waiter_here():
+            # It will be woken by that waiter once served: no need to poll the database.
+            pause = _BEHIND_POLL_SECONDS
         else:
             pause = self.poll = rules.next_poll(self.poll)
         # Ask again in time to keep the place in line alive.
@@ -233,6 +257,18 @@ class _Acquisition:
             pause = min(pause, left)
         return pause
 
+    def _behind_another_waiter_here(self) -> bool:
+        """Whether, in every line it waits in, a waiter of this process is ahead of it."""
+        ticket = self.ticket
+        if ticket is None:
+            return False
+        ahead: set[str] = set()
+        with _waiting_lock:
+            for other in _waiting:
+                if other.store is self.store and other.ticket is not None and other.ticket < ticket:
+                    ahead.update(other.request.names)
+        return ahead.issuperset(self.request.names)
+
     def leave(self) -> None:
         """Give up the place in line, if there is one (never raises)."""
         if self.ticket is None:
@@ -242,7 +278,7 @@ class _Acquisition:
             self.store.leave_concurrency_line(ticket, self.request.names)
         except Exception:
             logger.warning("Could not leave the concurrency line; it expires", exc_info=True)
-        _wake_waiters()  # those behind it here may go first now
+        _wake_next(self.request.names)  # the next in line may go now
 
     def held(self, grant: SlotGrant) -> HeldSlots | None:
         if grant.lease_id is None:
@@ -288,8 +324,8 @@ def acquire(
         store, _request(names, occupy, hold, create_if_missing), timeout_seconds, on_wait
     )
     woken = threading.Event()
-    with _wakers_lock:
-        _wakers.add(woken.set)
+    with _waiting_lock:
+        _waiting[attempts] = woken.set
     try:
         while True:
             woken.clear()
@@ -298,8 +334,8 @@ def acquire(
                 return attempts.held(grant)
             woken.wait(attempts.pause(grant))
     finally:
-        with _wakers_lock:
-            _wakers.discard(woken.set)
+        with _waiting_lock:
+            _waiting.pop(attempts, None)
         attempts.leave()
 
 
@@ -328,8 +364,8 @@ async def aacquire(
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(woken.set)
 
-    with _wakers_lock:
-        _wakers.add(wake)
+    with _waiting_lock:
+        _waiting[attempts] = wake
     try:
         while True:
             woken.clear()
@@ -347,8 +383,8 @@ async def aacquire(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), pause)
     finally:
-        with _wakers_lock:
-            _wakers.discard(wake)
+        with _waiting_lock:
+            _waiting.pop(attempts, None)
         attempts.leave()
 
 
@@ -373,7 +409,7 @@ def release(held: HeldSlots | None) -> None:
             ", ".join(held.names),
             exc_info=True,
         )
-    _wake_waiters()
+    _wake_next(held.names)
 
 
 async def arelease(held: HeldSlots | None) -> None:
