@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import BindParameter, Connection, bindparam, delete, func, insert, select, update
 
 from riverrun.db.tables import concurrency_leases, concurrency_limits, concurrency_waiters
 from riverrun.exceptions import ConcurrencyLimitExistsError, ConcurrencyLimitNotFoundError
@@ -41,6 +41,32 @@ __all__ = [
 ]
 
 _limits, _leases, _waiters = concurrency_limits, concurrency_leases, concurrency_waiters
+
+# The statements of an uncontended acquire and release, built once: building a
+# statement costs SQLAlchemy more than running it on a local database.
+_NAMES: BindParameter[list[str]] = bindparam("names", expanding=True)
+_LOCK = select(_limits).where(_limits.c.name.in_(_NAMES)).order_by(_limits.c.name).with_for_update()
+_HELD = (
+    select(_leases.c.limit_name, func.sum(_leases.c.slots))
+    .where(_leases.c.limit_name.in_(_NAMES), _leases.c.expiration >= bindparam("now"))
+    .group_by(_leases.c.limit_name)
+)
+_ANYONE_AHEAD = (
+    select(_waiters.c.ticket)
+    .where(_waiters.c.limit_name.in_(_NAMES), _waiters.c.expiration >= bindparam("now"))
+    .limit(1)
+)
+_AHEAD_OF_TICKET = (
+    select(_waiters.c.ticket)
+    .where(
+        _waiters.c.limit_name.in_(_NAMES),
+        _waiters.c.expiration >= bindparam("now"),
+        _waiters.c.ticket < bindparam("ticket"),
+    )
+    .limit(1)
+)
+_INSERT_LEASE = insert(_leases)
+_DELETE_LEASE = delete(_leases).where(_leases.c.id == bindparam("lease_id"))
 
 
 def _epoch(value: datetime | None) -> float | None:
@@ -179,8 +205,7 @@ def _lock_limits(
     connection: Connection, request: SlotRequest, clock: Callable[[], datetime]
 ) -> list[Any]:
     names = sorted(set(request.names))
-    query = select(_limits).where(_limits.c.name.in_(names)).order_by(_limits.c.name)
-    rows = list(connection.execute(query.with_for_update()))
+    rows = list(connection.execute(_LOCK, {"names": names}))
     missing = sorted(set(names) - {row.name for row in rows})
     if not missing:
         return rows
@@ -189,7 +214,7 @@ def _lock_limits(
     statement = _insert_ignoring_conflicts(connection)
     now = clock()
     connection.execute(statement, [_limit_row(name, request.occupy, 0.0, now) for name in missing])
-    return list(connection.execute(query.with_for_update()))
+    return list(connection.execute(_LOCK, {"names": names}))
 
 
 def _insert_ignoring_conflicts(connection: Connection) -> Any:
@@ -224,22 +249,17 @@ def acquire_slots(
     rules.validate_occupy(request.occupy)
     rows = _lock_limits(connection, request, clock)
     now = clock()
-    held = dict(
-        connection.execute(
-            select(_leases.c.limit_name, func.sum(_leases.c.slots))
-            .where(_leases.c.limit_name.in_(names), _leases.c.expiration >= now)
-            .group_by(_leases.c.limit_name)
-        ).all()
-    )
+    held = dict(connection.execute(_HELD, {"names": names, "now": now}).all())
     usages = [_usage(row, int(held.get(row.name) or 0)) for row in rows]
     for usage in usages:
         rules.check_request(usage, request.occupy, hold=request.hold)
-    ahead = select(_waiters.c.ticket).where(
-        _waiters.c.limit_name.in_(names), _waiters.c.expiration >= now
-    )
-    if request.ticket is not None:
-        ahead = ahead.where(_waiters.c.ticket < request.ticket)
-    first_in_line = connection.execute(ahead.limit(1)).first() is None
+    if request.ticket is None:
+        ahead = connection.execute(_ANYONE_AHEAD, {"names": names, "now": now})
+    else:
+        ahead = connection.execute(
+            _AHEAD_OF_TICKET, {"names": names, "now": now, "ticket": request.ticket}
+        )
+    first_in_line = ahead.first() is None
     verdict = rules.decide(usages, request.occupy, first_in_line=first_in_line, now=now.timestamp())
     if verdict.granted:
         lease_id = _take(connection, request, usages, now)
@@ -272,7 +292,7 @@ def _take(
     holder = request.holder
     expiration = now + timedelta(seconds=request.lease_seconds)
     connection.execute(
-        insert(_leases),
+        _INSERT_LEASE,
         [
             {
                 "id": lease_id,
@@ -340,7 +360,7 @@ def renew_leases(
 
 
 def delete_lease(connection: Connection, lease_id: str) -> None:
-    connection.execute(delete(_leases).where(_leases.c.id == lease_id))
+    connection.execute(_DELETE_LEASE, {"lease_id": lease_id})
 
 
 def delete_waiter(connection: Connection, ticket: int, names: Sequence[str]) -> None:

@@ -289,13 +289,22 @@ class _Acquisition:
 def _request(
     names: tuple[str, ...], occupy: int, hold: bool, create_if_missing: bool
 ) -> SlotRequest:
-    from riverrun.settings import get_settings
+    from riverrun.context import flow_run_context
 
+    # The flow run's settings when there is one: reading them again costs more than
+    # an uncontended acquisition's database work.
+    context = flow_run_context.get()
+    if context is not None:
+        lease_seconds = context.settings.concurrency_lease_seconds
+    else:
+        from riverrun.settings import get_settings
+
+        lease_seconds = get_settings().concurrency_lease_seconds
     return SlotRequest(
         names=names,
         occupy=occupy,
         hold=hold,
-        lease_seconds=get_settings().concurrency_lease_seconds,
+        lease_seconds=lease_seconds,
         holder=current_holder(),
         create_if_missing=create_if_missing,
     )
