@@ -307,3 +307,49 @@ def test_concepts_pipeline_with_parameters(tmp_path: Path) -> None:
     assert history.stdout.strip() == (
         "['https://api.example.com/data', 'https://staging.api.example.com/data']"
     )
+
+
+def test_concurrency_limit(tmp_path: Path) -> None:
+    env = {**os.environ, "RIVERRUN_HOME": str(tmp_path / "home")}
+    created = subprocess.run(
+        [sys.executable, "-m", "riverrun", "concurrency-limit", "create", "external-api", "5"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    result = run_seed(
+        tmp_path,
+        """
+        import threading, time
+        active, highest, lock = 0, 0, threading.Lock()
+
+        def get(endpoint):  # httpx.get(endpoint).json(), counting callers at once
+            global active, highest
+            with lock:
+                active += 1
+                highest = max(highest, active)
+            time.sleep(0.05)
+            with lock:
+                active -= 1
+            return {"endpoint": endpoint}
+
+        from prefect import flow, task
+        from prefect.concurrency.sync import concurrency
+
+        @task
+        def api_call(endpoint: str) -> dict:
+            with concurrency("external-api", occupy=1):
+                return get(endpoint)
+
+        @flow
+        def batch_requests(endpoints: list[str]) -> list[dict]:
+            futures = [api_call.submit(ep) for ep in endpoints]
+            return [f.result() for f in futures]
+
+        results = batch_requests([f"https://api.example.com/{i}" for i in range(20)])
+        print(len(results), highest)
+        """,
+    )
+    assert result.stdout == "20 5\n"

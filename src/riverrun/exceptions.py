@@ -10,6 +10,9 @@
     ├── StoreUnavailableError     the run history's database cannot be opened
     ├── InvalidResultStorageKeyError  a result key would leave its storage folder (a ValueError)
     ├── ResumeError               a flow run cannot be resumed (not failed, flow not found)
+    ├── ConcurrencyLimitNotFoundError  no concurrency limit has that name (also a LookupError)
+    ├── ConcurrencyLimitExistsError    a concurrency limit with that name exists already
+    ├── AcquireConcurrencySlotTimeoutError  slots not granted within ``timeout_seconds``
     └── RunTimeoutError           a flow or task ran past ``timeout_seconds`` (also a TimeoutError)
 
     BaseException
@@ -22,6 +25,9 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AcquireConcurrencySlotTimeoutError",
+    "ConcurrencyLimitExistsError",
+    "ConcurrencyLimitNotFoundError",
     "EngineSignal",
     "InvalidResultStorageKeyError",
     "MissingContextError",
@@ -89,6 +95,57 @@ class StoreUnavailableError(RiverrunError):
     def __init__(self, url: str, reason: str) -> None:
         self.url = url
         super().__init__(f"Could not open the run history at {url}: {reason}")
+
+
+class ConcurrencyLimitNotFoundError(RiverrunError, LookupError):
+    """No concurrency limit has this name.
+
+    Attributes:
+        name: the name that was asked for.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"No concurrency limit named {name!r}; create it with "
+            f"`riverrun concurrency-limit create {name} LIMIT` "
+            "(or pass create_if_missing=True)"
+        )
+
+
+class ConcurrencyLimitExistsError(RiverrunError, ValueError):
+    """A concurrency limit with this name exists already.
+
+    Attributes:
+        name: the name that is taken.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"A concurrency limit named {name!r} exists already; change it with "
+            f"`riverrun concurrency-limit update {name} --limit N`"
+        )
+
+
+class AcquireConcurrencySlotTimeoutError(RiverrunError, TimeoutError):
+    """Concurrency slots were not granted within ``timeout_seconds``.
+
+    Attributes:
+        names: the limits asked for.
+        occupy: the slots asked of each.
+        timeout_seconds: how long the caller waited.
+    """
+
+    def __init__(self, names: tuple[str, ...], occupy: int, timeout_seconds: float) -> None:
+        self.names = names
+        self.occupy = occupy
+        self.timeout_seconds = timeout_seconds
+        listed = ", ".join(repr(name) for name in names)
+        super().__init__(
+            f"Could not take {occupy} slot(s) of concurrency limit(s) {listed} within "
+            f"{timeout_seconds:g} second(s)"
+        )
 
 
 class RunTimeoutError(RiverrunError, TimeoutError):

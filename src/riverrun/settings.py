@@ -34,6 +34,7 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "
 #: The settings a profile may hold (``RIVERRUN_HOME`` locates the profile itself).
 PROFILE_KEYS = (
     "RIVERRUN_API_URL",
+    "RIVERRUN_CONCURRENCY_LEASE_SECONDS",
     "RIVERRUN_DATABASE_URL",
     "RIVERRUN_FLUSH_INTERVAL",
     "RIVERRUN_HEARTBEAT_INTERVAL",
@@ -58,6 +59,9 @@ class Settings:
         results_persist_by_default: ``RIVERRUN_RESULTS_PERSIST_BY_DEFAULT``; when true,
             every task result is kept on disk (so a failed flow run can resume from
             where it failed) unless a task or flow says ``persist_result=False``.
+        concurrency_lease_seconds: ``RIVERRUN_CONCURRENCY_LEASE_SECONDS`` (default 30):
+            how long concurrency slots outlive a holder that stopped renewing them
+            (one killed with ``kill -9``); renewed three times per period while held.
     """
 
     home: Path
@@ -68,6 +72,7 @@ class Settings:
     no_color: bool
     heartbeat_interval: float = 10.0
     results_persist_by_default: bool = False
+    concurrency_lease_seconds: float = 30.0
 
 
 def _home(env: Mapping[str, str]) -> Path:
@@ -171,6 +176,7 @@ def _settings_from(env: Mapping[str, str], home: Path) -> Settings:
         raise ValueError(
             f"RIVERRUN_RESULTS_PERSIST_BY_DEFAULT={persist!r} is not a boolean; use true or false"
         )
+    lease_seconds = _seconds(env, "RIVERRUN_CONCURRENCY_LEASE_SECONDS", "30", positive=True)
     return Settings(
         home=home,
         database_url=env.get("RIVERRUN_DATABASE_URL") or f"sqlite:///{home}/riverrun.db",
@@ -180,6 +186,7 @@ def _settings_from(env: Mapping[str, str], home: Path) -> Settings:
         no_color="NO_COLOR" in env,
         heartbeat_interval=heartbeat_interval,
         results_persist_by_default=_BOOLEANS[persist],
+        concurrency_lease_seconds=lease_seconds,
     )
 
 

@@ -27,7 +27,7 @@ from riverrun.settings import get_settings, temporary_settings
 from riverrun.states import Cancelled, Completed, Crashed, Failed, Pending, Running, State
 from riverrun.store import RunStore
 from riverrun.store.embedded import EmbeddedStore
-from riverrun.store.protocol import FlowRun, TaskRun
+from riverrun.store.protocol import ConcurrencyHolder, FlowRun, SlotRequest, TaskRun
 from riverrun.testing import riverrun_test_harness
 
 HOST = socket.gethostname()
@@ -292,3 +292,21 @@ def test_a_forked_child_heartbeats_its_own_runs_and_not_its_parents(tmp_path: Pa
         child_run = store.read_flow_run(childs.id)
         assert child_run.heartbeat is not None and child_run.created is not None
         assert child_run.heartbeat - child_run.created > timedelta(seconds=0.2)
+
+
+def test_a_crashed_run_frees_its_concurrency_slots_at_once(run_store: RunStore) -> None:
+    run = left_behind(pid=dead_pid())
+    run_store.create_concurrency_limit("db", 1)
+
+    def ask(flow_run_id: str) -> bool:
+        holder = ConcurrencyHolder(flow_run_id=flow_run_id, hostname=HOST)
+        request = SlotRequest(names=("db",), occupy=1, hold=True, lease_seconds=60, holder=holder)
+        grant = run_store.acquire_concurrency_slots(request)
+        if not grant.granted and grant.ticket is not None:
+            run_store.leave_concurrency_line(grant.ticket, ("db",))
+        return grant.granted
+
+    assert ask(run.id)
+    assert not ask("someone-else")
+    assert run_store.mark_crashed_runs() == [run.id]
+    assert ask("someone-else")

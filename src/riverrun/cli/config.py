@@ -19,6 +19,7 @@ __all__ = ["register"]
 
 _DEFAULTS = {
     "RIVERRUN_API_URL": "(none: runs are recorded in the embedded database)",
+    "RIVERRUN_CONCURRENCY_LEASE_SECONDS": "30",
     "RIVERRUN_DATABASE_URL": "sqlite:///$RIVERRUN_HOME/riverrun.db",
     "RIVERRUN_FLUSH_INTERVAL": "0.2",
     "RIVERRUN_HEARTBEAT_INTERVAL": "10",

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from riverrun.db.repository import state_row
-from riverrun.db.tables import flow_runs, states, task_runs
+from riverrun.db.tables import concurrency_leases, flow_runs, states, task_runs
 from riverrun.orchestration.crashes import UNFINISHED_FLOW_RUN_TYPES
 from riverrun.states import FINAL_TYPES, State, StateType
 
@@ -71,7 +71,8 @@ def select_unfinished_flow_runs(connection: Connection) -> list[UnfinishedFlowRu
 
 
 def crash_flow_run(connection: Connection, flow_run_id: str, message: str, now: datetime) -> bool:
-    """Move a flow run, and each of its task runs that has not finished, to Crashed.
+    """Move a flow run, and each of its task runs that has not finished, to Crashed,
+    and free the concurrency slots they held.
 
     The flow run's UPDATE is conditional on it still being unfinished, so when two
     processes sweep at once, the second finds nothing to change (PostgreSQL makes it
@@ -110,4 +111,8 @@ def crash_flow_run(connection: Connection, flow_run_id: str, message: str, now: 
         )
         rows += [state_row(task_run_id, "task", crashed) for task_run_id in task_run_ids]
     connection.execute(insert(states), rows)
+    # Its concurrency slots go to the next in line now, not when their leases expire.
+    connection.execute(
+        delete(concurrency_leases).where(concurrency_leases.c.flow_run_id == flow_run_id)
+    )
     return True

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -19,7 +20,17 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
-__all__ = ["cache_entries", "flow_runs", "logs", "metadata", "states", "task_runs"]
+__all__ = [
+    "cache_entries",
+    "concurrency_leases",
+    "concurrency_limits",
+    "concurrency_waiters",
+    "flow_runs",
+    "logs",
+    "metadata",
+    "states",
+    "task_runs",
+]
 
 metadata = MetaData(
     naming_convention={
@@ -147,4 +158,44 @@ cache_entries = Table(
     _timestamp("created", nullable=False),
     Column("task_name", String(255)),  # 0003
     Index("ix_cache_entries_task_name", "task_name"),
+)
+
+# Concurrency limits (0004): the limit rows are what an acquisition locks; leases are
+# the slots held; waiters hold places in line (see orchestration/concurrency.py).
+concurrency_limits = Table(
+    "concurrency_limits",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("slot_limit", Integer, nullable=False),
+    Column("slot_decay_per_second", Float, nullable=False),
+    # When the decaying slots taken by rate_limit calls are all gone (NULL: never any).
+    _timestamp("rate_empty_at"),
+    _timestamp("created", nullable=False),
+    _timestamp("updated", nullable=False),
+)
+
+concurrency_leases = Table(
+    "concurrency_leases",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("limit_name", String(255), primary_key=True),
+    Column("slots", Integer, nullable=False),
+    Column("flow_run_id", String(36)),
+    Column("task_run_id", String(36)),
+    Column("hostname", String(255)),
+    Column("pid", Integer),
+    _timestamp("expiration", nullable=False),
+    _timestamp("created", nullable=False),
+    Index("ix_concurrency_leases_limit_name", "limit_name"),
+)
+
+concurrency_waiters = Table(
+    "concurrency_waiters",
+    metadata,
+    Column("ticket", Integer, primary_key=True, autoincrement=False),
+    Column("limit_name", String(255), primary_key=True),
+    Column("slots", Integer, nullable=False),
+    _timestamp("expiration", nullable=False),
+    _timestamp("created", nullable=False),
+    Index("ix_concurrency_waiters_limit_name", "limit_name"),
 )

@@ -25,8 +25,11 @@ from riverrun.logging import flush_console, run_logger, setup_logging
 from riverrun.states import Cancelled, Crashed, Failed, State
 from riverrun.store.protocol import (
     CacheEntry,
+    ConcurrencyLimit,
     FlowRun,
     LogEntry,
+    SlotGrant,
+    SlotRequest,
     StateRecord,
     TaskRun,
 )
@@ -145,6 +148,50 @@ class RelayStore:
 
     def mark_crashed_runs(self) -> list[str]:
         return self._store().mark_crashed_runs()
+
+    # Concurrency slots are taken by the worker itself, in the real store: its own
+    # renewer keeps them, and they expire if the worker dies.
+
+    def create_concurrency_limit(
+        self, name: str, limit: int, *, slot_decay_per_second: float = 0.0
+    ) -> ConcurrencyLimit:
+        return self._store().create_concurrency_limit(
+            name, limit, slot_decay_per_second=slot_decay_per_second
+        )
+
+    def update_concurrency_limit(
+        self, name: str, *, limit: int | None = None, slot_decay_per_second: float | None = None
+    ) -> ConcurrencyLimit:
+        return self._store().update_concurrency_limit(
+            name, limit=limit, slot_decay_per_second=slot_decay_per_second
+        )
+
+    def delete_concurrency_limit(self, name: str) -> None:
+        self._store().delete_concurrency_limit(name)
+
+    def reset_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        return self._store().reset_concurrency_limit(name)
+
+    def read_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        return self._store().read_concurrency_limit(name)
+
+    def read_concurrency_limits(self) -> list[ConcurrencyLimit]:
+        return self._store().read_concurrency_limits()
+
+    def concurrency_limit_names(self) -> frozenset[str]:
+        return self._store().concurrency_limit_names()
+
+    def acquire_concurrency_slots(self, request: SlotRequest) -> SlotGrant:
+        return self._store().acquire_concurrency_slots(request)
+
+    def renew_concurrency_leases(self, lease_ids: list[str], lease_seconds: float) -> list[str]:
+        return self._store().renew_concurrency_leases(lease_ids, lease_seconds)
+
+    def release_concurrency_lease(self, lease_id: str) -> None:
+        self._store().release_concurrency_lease(lease_id)
+
+    def leave_concurrency_line(self, ticket: int, names: tuple[str, ...]) -> None:
+        self._store().leave_concurrency_line(ticket, names)
 
 
 # -- in the worker -------------------------------------------------------------------

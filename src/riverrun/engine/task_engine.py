@@ -25,6 +25,7 @@ from riverrun.engine.caching import (
     write_cache,
     write_persisted,
 )
+from riverrun.engine.concurrency import release_tag_slots, take_tag_slots
 from riverrun.engine.core import (
     attempt_error,
     describe,
@@ -442,6 +443,7 @@ def _run(
         user_condition = task.retry_condition_fn
         condition = lambda error: user_condition(task, task_run, Failed(data=error))  # noqa: E731
     attempt = 0
+    tag_slots = None
     try:
         if isinstance(plan, InvalidResultStorageKeyError):
             # Refused before the body runs: nothing is computed that could not be kept.
@@ -456,6 +458,8 @@ def _run(
                     logger.info("Waiting for another run computing the same cache key")
                     yield Wait((lock.acquire_later(),))
                     state = _reused_state(call, flow_context, logger, plan)
+        if state is None:
+            tag_slots = yield from take_tag_slots(store, task_run, task.is_async, logger)
         while state is None:
             attempt += 1
             task_run.run_count = attempt
@@ -488,14 +492,17 @@ def _run(
     finally:
         if lock is not None:
             lock.release()
-    failure = state.data if isinstance(state.data, BaseException) else None
-    if failure is not None:
-        logger.error(
-            "Task run failed with exception: %s",
-            describe(failure),
-            exc_info=(type(failure), failure, failure.__traceback__),
-        )
-    propose(store, task_run, state)
+    try:
+        failure = state.data if isinstance(state.data, BaseException) else None
+        if failure is not None:
+            logger.error(
+                "Task run failed with exception: %s",
+                describe(failure),
+                exc_info=(type(failure), failure, failure.__traceback__),
+            )
+        propose(store, task_run, state)
+    finally:
+        release_tag_slots(tag_slots)
     log_final(logger, state)
     hooks = task.on_completion_hooks if state.is_completed() else task.on_failure_hooks
     if hooks and (state.is_completed() or state.is_failed()):

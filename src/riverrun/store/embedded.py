@@ -8,18 +8,27 @@ import contextlib
 import logging
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 
-from riverrun.db import liveness, repository
+from riverrun.db import concurrency, liveness, repository
 from riverrun.db.engine import create_db_engine, migrate, read_connection, redacted
-from riverrun.exceptions import StoreUnavailableError
+from riverrun.exceptions import ConcurrencyLimitExistsError, StoreUnavailableError
 from riverrun.settings import Settings
 from riverrun.states import FINAL_TYPES, TYPE_VALUES, State
 from riverrun.store import crashes
-from riverrun.store.protocol import CacheEntry, FlowRun, LogEntry, StateRecord, TaskRun
+from riverrun.store.protocol import (
+    CacheEntry,
+    ConcurrencyLimit,
+    FlowRun,
+    LogEntry,
+    SlotGrant,
+    SlotRequest,
+    StateRecord,
+    TaskRun,
+)
 
 __all__ = ["EmbeddedStore"]
 
@@ -30,6 +39,9 @@ _UNAVAILABLE = (OperationalError, InterfaceError, TimeoutError)
 
 # Event tags in the write-behind queue.
 _TASK_RUN, _STATE, _LOG = 0, 1, 2
+# How long the set of concurrency limit names is trusted before it is read again:
+# limits created by another process apply to this one's tagged tasks within this time.
+_LIMIT_NAMES_TTL = 2.0
 # Wake the flusher early once this many events wait, to bound memory and latency.
 _EAGER_FLUSH_AT = 5_000
 # Past this many, the thread recording an event writes the queue itself: when runs
@@ -142,6 +154,8 @@ class EmbeddedStore:
         self._write_through = False
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
+        # (monotonic time read, names) of the concurrency limits; None: not read yet.
+        self._limit_names: tuple[float, frozenset[str]] | None = None
         atexit.register(self.close)
 
     def __repr__(self) -> str:
@@ -386,3 +400,82 @@ class EmbeddedStore:
         self.flush()
         with read_connection(self._engine) as connection:
             return repository.select_logs(connection, flow_run_id)
+
+    # -- concurrency limits --------------------------------------------------------------
+
+    def create_concurrency_limit(
+        self, name: str, limit: int, *, slot_decay_per_second: float = 0.0
+    ) -> ConcurrencyLimit:
+        now = datetime.now(UTC)
+        try:
+            with self._engine.begin() as connection:
+                concurrency.insert_limit(connection, name, limit, slot_decay_per_second, now)
+        except IntegrityError:
+            raise ConcurrencyLimitExistsError(name) from None  # created meanwhile elsewhere
+        finally:
+            self._limit_names = None
+        return self.read_concurrency_limit(name)
+
+    def update_concurrency_limit(
+        self, name: str, *, limit: int | None = None, slot_decay_per_second: float | None = None
+    ) -> ConcurrencyLimit:
+        with self._engine.begin() as connection:
+            concurrency.update_limit(
+                connection, name, datetime.now(UTC), limit=limit, decay=slot_decay_per_second
+            )
+        return self.read_concurrency_limit(name)
+
+    def delete_concurrency_limit(self, name: str) -> None:
+        try:
+            with self._engine.begin() as connection:
+                concurrency.delete_limit(connection, name)
+        finally:
+            self._limit_names = None
+
+    def reset_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        with self._engine.begin() as connection:
+            concurrency.reset_limit(connection, name, datetime.now(UTC))
+        return self.read_concurrency_limit(name)
+
+    def read_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        from riverrun.exceptions import ConcurrencyLimitNotFoundError
+
+        with read_connection(self._engine) as connection:
+            found = concurrency.select_limits(connection, datetime.now(UTC), [name])
+        if not found:
+            raise ConcurrencyLimitNotFoundError(name)
+        return found[0]
+
+    def read_concurrency_limits(self) -> list[ConcurrencyLimit]:
+        with read_connection(self._engine) as connection:
+            return concurrency.select_limits(connection, datetime.now(UTC))
+
+    def concurrency_limit_names(self) -> frozenset[str]:
+        cached = self._limit_names
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < _LIMIT_NAMES_TTL:
+            return cached[1]
+        with read_connection(self._engine) as connection:
+            names = concurrency.select_limit_names(connection)
+        self._limit_names = (now, names)
+        return names
+
+    def acquire_concurrency_slots(self, request: SlotRequest) -> SlotGrant:
+        with self._engine.begin() as connection:
+            grant = concurrency.acquire_slots(connection, request)
+        if request.create_if_missing:
+            self._limit_names = None
+        return grant
+
+    def renew_concurrency_leases(self, lease_ids: list[str], lease_seconds: float) -> list[str]:
+        expiration = datetime.now(UTC) + timedelta(seconds=lease_seconds)
+        with self._engine.begin() as connection:
+            return concurrency.renew_leases(connection, lease_ids, expiration)
+
+    def release_concurrency_lease(self, lease_id: str) -> None:
+        with self._engine.begin() as connection:
+            concurrency.delete_lease(connection, lease_id)
+
+    def leave_concurrency_line(self, ticket: int, names: tuple[str, ...]) -> None:
+        with self._engine.begin() as connection:
+            concurrency.delete_waiter(connection, ticket, names)

@@ -8,7 +8,19 @@ from typing import Any, Protocol
 
 from riverrun.states import State
 
-__all__ = ["CacheEntry", "FlowRun", "LogEntry", "RunStore", "StateRecord", "TaskRun"]
+__all__ = [
+    "CacheEntry",
+    "ConcurrencyHolder",
+    "ConcurrencyLease",
+    "ConcurrencyLimit",
+    "FlowRun",
+    "LogEntry",
+    "RunStore",
+    "SlotGrant",
+    "SlotRequest",
+    "StateRecord",
+    "TaskRun",
+]
 
 
 @dataclass(slots=True)
@@ -111,6 +123,91 @@ class CacheEntry:
     task_name: str | None = None
 
 
+@dataclass(slots=True, frozen=True)
+class ConcurrencyHolder:
+    """Who holds (or asks for) concurrency slots: the run, and the process."""
+
+    flow_run_id: str | None = None
+    task_run_id: str | None = None
+    hostname: str | None = None
+    pid: int | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class ConcurrencyLease:
+    """Slots of one limit held by one holder until released or ``expiration``."""
+
+    id: str
+    limit_name: str
+    slots: int
+    holder: ConcurrencyHolder
+    expiration: datetime
+    created: datetime
+
+
+@dataclass(slots=True, frozen=True)
+class ConcurrencyLimit:
+    """A named limit as read back, with what occupies it now.
+
+    Attributes:
+        limit: the number of slots (0 pauses every acquisition).
+        slot_decay_per_second: how fast slots taken by ``rate_limit`` free themselves
+            (0: the limit cannot be used for rate limiting).
+        active_slots: slots held by unexpired leases plus rate slots not yet decayed.
+        leases: the unexpired leases, oldest first.
+        waiting: how many acquisitions are waiting in line.
+    """
+
+    name: str
+    limit: int
+    slot_decay_per_second: float
+    active_slots: float
+    leases: list[ConcurrencyLease]
+    waiting: int
+    created: datetime
+    updated: datetime
+
+
+@dataclass(slots=True, frozen=True)
+class SlotRequest:
+    """One attempt to take ``occupy`` slots of every limit in ``names`` at once.
+
+    Attributes:
+        hold: take a lease (``concurrency``), rather than decaying rate slots
+            (``rate_limit``).
+        lease_seconds: how long the lease, and the place in line, live unrenewed.
+        ticket: the place in line an earlier attempt of the same acquisition got.
+        create_if_missing: create a missing limit (with ``occupy`` slots) instead of
+            raising ``ConcurrencyLimitNotFoundError``.
+    """
+
+    names: tuple[str, ...]
+    occupy: int
+    hold: bool
+    lease_seconds: float
+    holder: ConcurrencyHolder = field(default_factory=ConcurrencyHolder)
+    ticket: int | None = None
+    create_if_missing: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class SlotGrant:
+    """The answer to a ``SlotRequest``.
+
+    Attributes:
+        granted: the slots were taken; ``lease_id`` names the lease (``None`` for rate
+            slots, which are never released).
+        ticket: when not granted, the place in line to pass to the next attempt.
+        retry_after: when not granted, the seconds until decay frees enough slots
+            (``None``: wait for a release).
+    """
+
+    granted: bool
+    lease_id: str | None = None
+    ticket: int | None = None
+    retry_after: float | None = None
+
+
 class RunStore(Protocol):
     """Where runs, states and logs are recorded and read back.
 
@@ -173,4 +270,47 @@ class RunStore(Protocol):
         exists, or when its heartbeat is older than three heartbeat intervals. Two
         sweeps at once never record two Crashed states for one run.
         """
+        ...
+
+    # -- concurrency limits (see orchestration/concurrency.py for the rules) -------------
+
+    def create_concurrency_limit(
+        self, name: str, limit: int, *, slot_decay_per_second: float = 0.0
+    ) -> ConcurrencyLimit:
+        """Create a limit; ``ConcurrencyLimitExistsError`` if the name is taken."""
+        ...
+
+    def update_concurrency_limit(
+        self, name: str, *, limit: int | None = None, slot_decay_per_second: float | None = None
+    ) -> ConcurrencyLimit: ...
+
+    def delete_concurrency_limit(self, name: str) -> None:
+        """Delete a limit with its leases and waiters (its holders run on, unlimited)."""
+        ...
+
+    def reset_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        """Drop every lease, waiter and rate slot of a limit."""
+        ...
+
+    def read_concurrency_limit(self, name: str) -> ConcurrencyLimit: ...
+
+    def read_concurrency_limits(self) -> list[ConcurrencyLimit]: ...
+
+    def concurrency_limit_names(self) -> frozenset[str]:
+        """The names of every limit; may be a few seconds stale (it is asked once per
+        tagged task run, so it must cost no database round-trip each time)."""
+        ...
+
+    def acquire_concurrency_slots(self, request: SlotRequest) -> SlotGrant:
+        """One attempt, in one transaction: grant the slots or give a place in line."""
+        ...
+
+    def renew_concurrency_leases(self, lease_ids: list[str], lease_seconds: float) -> list[str]:
+        """Push back the expiration of leases; return the ids no longer held."""
+        ...
+
+    def release_concurrency_lease(self, lease_id: str) -> None: ...
+
+    def leave_concurrency_line(self, ticket: int, names: tuple[str, ...]) -> None:
+        """Give up a place in line (an acquisition timed out or was interrupted)."""
         ...
