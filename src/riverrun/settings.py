@@ -32,6 +32,7 @@ _LEVELS = {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}
 
 #: The settings a profile may hold (``RIVERRUN_HOME`` locates the profile itself).
 PROFILE_KEYS = (
+    "RIVERRUN_API_AUTH_STRING",
     "RIVERRUN_API_URL",
     "RIVERRUN_DATABASE_URL",
     "RIVERRUN_FLUSH_INTERVAL",
@@ -53,6 +54,11 @@ class Settings:
         heartbeat_interval: ``RIVERRUN_HEARTBEAT_INTERVAL`` seconds between heartbeats of
             a running flow run (default 10); a run silent for three is taken for crashed.
         no_color: true when ``NO_COLOR`` is set (https://no-color.org).
+        api_auth_string: ``RIVERRUN_API_AUTH_STRING`` (``user:password``), sent by the
+            HTTP store to a server that requires one. Never shown or logged.
+        server_api_auth_string: ``RIVERRUN_SERVER_API_AUTH_STRING``: when set, the
+            server requires this ``user:password`` (HTTP Basic) on every route but
+            ``/api/health``. Read from the environment only.
     """
 
     home: Path
@@ -62,6 +68,17 @@ class Settings:
     flush_interval: float
     no_color: bool
     heartbeat_interval: float = 10.0
+    api_auth_string: str | None = None
+    server_api_auth_string: str | None = None
+
+    def __repr__(self) -> str:
+        # The auth strings are secrets: never in a repr, a log or a traceback.
+        hidden = {"api_auth_string", "server_api_auth_string"}
+        fields = ", ".join(
+            f"{name}={'***' if name in hidden and getattr(self, name) else getattr(self, name)!r}"
+            for name in self.__slots__
+        )
+        return f"Settings({fields})"
 
 
 def _home(env: Mapping[str, str]) -> Path:
@@ -136,6 +153,8 @@ def check_setting(key: str, value: str) -> None:
         raise ValueError(f"{key!r} is not a setting; use one of {', '.join(PROFILE_KEYS)}")
     if key == "RIVERRUN_API_URL" and not value.startswith(("http://", "https://")):
         raise ValueError(f"RIVERRUN_API_URL={value!r} must be an http:// or https:// URL")
+    if key == "RIVERRUN_API_AUTH_STRING" and ":" not in value:
+        raise ValueError("RIVERRUN_API_AUTH_STRING must be user:password")
     if key == "RIVERRUN_DATABASE_URL" and "://" not in value:
         raise ValueError(
             f"RIVERRUN_DATABASE_URL={value!r} is not a database URL "
@@ -168,6 +187,8 @@ def _settings_from(env: Mapping[str, str], home: Path) -> Settings:
         flush_interval=flush_interval,
         no_color="NO_COLOR" in env,
         heartbeat_interval=heartbeat_interval,
+        api_auth_string=env.get("RIVERRUN_API_AUTH_STRING") or None,
+        server_api_auth_string=env.get("RIVERRUN_SERVER_API_AUTH_STRING") or None,
     )
 
 

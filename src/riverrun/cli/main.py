@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from riverrun import __version__
-from riverrun.cli import config, database, flow_runs
+from riverrun.cli import config, database, flow_runs, server
 from riverrun.cli.session import CliError
 from riverrun.exceptions import ObjectNotFoundError, RiverrunError
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     flow_runs.register(commands)
     config.register(commands)
     database.register(commands)
+    server.register(commands)
     return parser
 
 
