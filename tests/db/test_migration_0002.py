@@ -12,7 +12,7 @@ import pytest
 from alembic import command
 from sqlalchemy import Engine, inspect, text
 
-from riverrun.db.engine import create_db_engine, current_revision
+from riverrun.db.engine import HEAD_REVISION, create_db_engine, current_revision
 from tests.db.test_migrations import alembic_config, schema_differences
 from tests.postgres import BACKENDS, empty_database
 
@@ -49,7 +49,7 @@ def flow_run_indexes(engine: Engine) -> set[str | None]:
 def test_upgrade_adds_the_columns_and_index_and_keeps_runs(engine_at_0001: Engine) -> None:
     with engine_at_0001.begin() as connection:
         command.upgrade(alembic_config(connection), "head")
-    assert current_revision(engine_at_0001) == "0002"
+    assert current_revision(engine_at_0001) == HEAD_REVISION
     assert schema_differences(engine_at_0001) == []
     assert {"hostname", "pid", "heartbeat"} <= flow_run_columns(engine_at_0001)
     assert "ix_flow_runs_state_type" in flow_run_indexes(engine_at_0001)

@@ -91,10 +91,10 @@ def apply_events(connection: Connection, batch: EventBatch) -> int:
             new += 1
     out = repository.Batch.empty()
     seen_tasks = _existing(connection, task_runs.c.id, (run.id for run in batch.task_runs))
-    for run in batch.task_runs:
-        if run.id not in seen_tasks:
-            out.task_runs.append(repository.task_run_row(run))
-            seen_tasks.add(run.id)
+    for task_run in batch.task_runs:
+        if task_run.id not in seen_tasks:
+            out.task_runs.append(repository.task_run_row(task_run))
+            seen_tasks.add(task_run.id)
     seen_states = _existing(connection, states.c.event_id, (e.event_id for e in batch.states))
     for event in batch.states:
         if event.event_id in seen_states:
@@ -129,9 +129,6 @@ def apply_events(connection: Connection, batch: EventBatch) -> int:
                 "event_id": event_id,
             }
         )
-    # Rows of one table must share their keys for one executemany.
-    for row in out.states:
-        row.setdefault("event_id", None)
     new += len(out.task_runs) + len(out.states) + len(out.logs)
     repository.apply_batch(connection, out)
     return new
@@ -152,7 +149,9 @@ def select_task_run(connection: Connection, task_run_id: str) -> TaskRun:
 
 def ensure_flow(connection: Connection, name: str) -> tuple[str, datetime, bool]:
     """The flow of this name as ``(id, created, created_now)``, recorded if new."""
-    row = connection.execute(select(flows.c.id, flows.c.created).where(flows.c.name == name)).first()
+    row = connection.execute(
+        select(flows.c.id, flows.c.created).where(flows.c.name == name)
+    ).first()
     if row is not None:
         return row.id, row.created, False
     flow_id, now = str(uuid.uuid4()), datetime.now(UTC)

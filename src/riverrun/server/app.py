@@ -89,9 +89,7 @@ def _add_error_answers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def unavailable(request: Request, error: OperationalError) -> JSONResponse:
         logger.error("Database unavailable: %s", _first_line(error))
-        return JSONResponse(
-            {"detail": "The database is unavailable; retry later"}, status_code=503
-        )
+        return JSONResponse({"detail": "The database is unavailable; retry later"}, status_code=503)
 
     @app.exception_handler(DataError)
     async def refused(request: Request, error: DataError) -> JSONResponse:

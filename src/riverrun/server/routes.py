@@ -10,8 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import Annotated
-from urllib.parse import unquote
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from sqlalchemy import Connection, Engine
@@ -51,8 +50,12 @@ class _Writer:
 
 Read = Annotated[Connection, Depends(reading)]
 Write = Annotated[_Writer, Depends(_Writer)]
-NOT_FOUND = {404: {"model": s.ErrorOut, "description": "No object with that id"}}
-CONFLICT = {409: {"model": s.ErrorOut, "description": "The orchestration rules refused it"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": s.ErrorOut, "description": "No object with that id"}
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": s.ErrorOut, "description": "The orchestration rules refused it"}
+}
 
 
 @router.get("/health", tags=["server"])
@@ -78,9 +81,7 @@ def create_flow(body: s.FlowCreate, tx: Write, response: Response) -> s.FlowOut:
 
 
 @router.post("/flow_runs/", tags=["flow runs"], status_code=status.HTTP_201_CREATED)
-def create_flow_run(
-    body: s.FlowRunCreate, tx: Write, response: Response
-) -> s.FlowRunOut:
+def create_flow_run(body: s.FlowRunCreate, tx: Write, response: Response) -> s.FlowRunOut:
     """Record a new flow run (and its first state). A run whose id is already recorded
     is returned as it is, with 200, so a retried request creates nothing twice."""
     with tx() as connection:
@@ -121,27 +122,27 @@ def heartbeat(body: s.IdsIn, tx: Write) -> s.IdsOut:
 def mark_crashed(request: Request) -> s.IdsOut:
     """Mark Crashed the unfinished flow runs whose process is gone; return their ids."""
     interval: float = request.app.state.heartbeat_interval
-    return s.IdsOut(
-        ids=crashes.mark_crashed_runs(_engine(request), heartbeat_interval=interval)
-    )
+    return s.IdsOut(ids=crashes.mark_crashed_runs(_engine(request), heartbeat_interval=interval))
 
 
 @router.get("/flow_runs/{flow_run_id}", tags=["flow runs"], responses=NOT_FOUND)
 def read_flow_run(flow_run_id: str, connection: Read) -> s.FlowRunOut:
     """One flow run, by id or by a unique prefix of at least four characters."""
-    return s.FlowRunOut.of(repository.select_flow_run(connection, unquote(flow_run_id)))
+    return s.FlowRunOut.of(repository.select_flow_run(connection, flow_run_id))
 
 
 @router.post(
     "/flow_runs/{flow_run_id}/set_state", tags=["flow runs"], responses=NOT_FOUND | CONFLICT
 )
-def set_flow_run_state(
-    flow_run_id: str, body: s.SetStateRequest, tx: Write
-) -> s.FlowRunOut:
+def set_flow_run_state(flow_run_id: str, body: s.SetStateRequest, tx: Write) -> s.FlowRunOut:
     """Propose a state; an illegal transition is refused with 409 and nothing written."""
     with tx() as connection:
         run = history.set_state_checked(
-            connection, "flow", flow_run_id, body.state.to_state(), force=body.force,
+            connection,
+            "flow",
+            flow_run_id,
+            body.state.to_state(),
+            force=body.force,
             event_id=body.event_id,
         )
         assert not isinstance(run, TaskRun)
@@ -160,9 +161,7 @@ def flow_run_states(flow_run_id: str, connection: Read) -> list[s.StateRecordOut
 
 
 @router.post("/task_runs/", tags=["task runs"], status_code=status.HTTP_201_CREATED)
-def create_task_run(
-    body: s.TaskRunCreate, tx: Write, response: Response
-) -> s.TaskRunOut:
+def create_task_run(body: s.TaskRunCreate, tx: Write, response: Response) -> s.TaskRunOut:
     """Record a new task run; one already recorded is returned as it is, with 200."""
     with tx() as connection:
         batch = history.EventBatch(task_runs=[body.to_run()])
@@ -200,13 +199,15 @@ def read_task_run(task_run_id: str, connection: Read) -> s.TaskRunOut:
 @router.post(
     "/task_runs/{task_run_id}/set_state", tags=["task runs"], responses=NOT_FOUND | CONFLICT
 )
-def set_task_run_state(
-    task_run_id: str, body: s.SetStateRequest, tx: Write
-) -> s.TaskRunOut:
+def set_task_run_state(task_run_id: str, body: s.SetStateRequest, tx: Write) -> s.TaskRunOut:
     """Propose a state; an illegal transition is refused with 409 and nothing written."""
     with tx() as connection:
         run = history.set_state_checked(
-            connection, "task", task_run_id, body.state.to_state(), force=body.force,
+            connection,
+            "task",
+            task_run_id,
+            body.state.to_state(),
+            force=body.force,
             event_id=body.event_id,
         )
         assert isinstance(run, TaskRun)

@@ -13,7 +13,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-__all__ = ["BasicAuthMiddleware", "BodyLimitMiddleware", "MAX_BODY_BYTES"]
+__all__ = ["MAX_BODY_BYTES", "BasicAuthMiddleware", "BodyLimitMiddleware"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
