@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
 
 from riverrun.db.engine import redacted
 from riverrun.settings import Settings
@@ -13,10 +18,28 @@ __all__ = ["serve"]
 def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 4200) -> None:
     """Run the server in this process; return once it has stopped (Ctrl-C, SIGTERM).
 
-    uvicorn handles both signals: it stops accepting, lets requests in flight finish
-    (each commits before it answers), and returns.
+    On either signal the server stops accepting, lets requests in flight finish (each
+    commits before it answers), and returns: a requested stop is a success (exit 0).
     """
     import uvicorn
+
+    class _Server(uvicorn.Server):
+        # uvicorn re-raises the signal once shut down, turning a clean stop into exit
+        # code 130/143; a stop the user asked for is not a failure.
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            previous: dict[int, Any] = {
+                sig: signal.signal(sig, self.handle_exit) for sig in handled
+            }
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
 
     from riverrun.server.app import create_app
 
@@ -36,6 +59,6 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 4200) -> N
         access_log=False,
         server_header=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     server.run()
     print("riverrun server stopped", file=sys.stderr, flush=True)
