@@ -238,6 +238,8 @@ def test_bad_input_gets_a_4xx_naming_the_problem_and_the_server_keeps_serving(
     assert bad_time.status_code == 422 and "timezone" in bad_time.text
     bad_state = propose(client, "flow_runs", naive["id"], "SLEEPING")
     assert bad_state.status_code == 422 and "SLEEPING" in bad_state.text
+    far = client.post("/api/logs/filter", json={"offset": 2**63})
+    assert far.status_code == 422 and far.json()["detail"][0]["loc"] == ["body", "offset"]
     too_long = client.post("/api/flows/", json={"name": "x" * 300})
     assert too_long.status_code == 422 and "255" in too_long.text
     huge = client.post(

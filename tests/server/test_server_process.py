@@ -103,9 +103,12 @@ def test_the_auth_string_is_required_sent_and_never_shown(tmp_path: Path) -> Non
         assert httpx.post(f"{server.api_url}/flow_runs/filter", json={}).status_code == 401
 
         # Without the auth string: reads fail with the reason; writes are spooled.
-        with riverrun_test_harness(tmp_path / "anonymous", api_url=server.api_url) as store:
-            with pytest.raises(StoreUnavailableError, match="HTTP 401"):
-                store.read_flow_runs()
+        anonymous = tmp_path / "anonymous"
+        with (
+            riverrun_test_harness(anonymous, api_url=server.api_url) as store,
+            pytest.raises(StoreUnavailableError, match="HTTP 401"),
+        ):
+            store.read_flow_runs()
 
         # With it (from the profile, as `riverrun config set` keeps it): recorded.
         client_home = tmp_path / "client"

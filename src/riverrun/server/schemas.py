@@ -24,6 +24,7 @@ Tags = Annotated[list[Tag], Field(max_length=100)]
 Count = Annotated[int, Field(ge=0, le=1_000_000)]
 MAX_PAGE = 1000
 MAX_BATCH = 5000
+MAX_OFFSET = 2**31 - 1
 
 
 class Body(BaseModel):
@@ -212,7 +213,7 @@ class StateRecordOut(BaseModel):
 
 class FlowRunFilter(Body):
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 200
-    offset: Annotated[int, Field(ge=0)] = 0
+    offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)] = 0
     sort: Literal["CREATED_DESC", "CREATED_ASC", "NAME_ASC", "NAME_DESC"] = "CREATED_DESC"
     state_names: Annotated[list[Name], Field(max_length=50)] | None = None
     flow_name: Name | None = None
@@ -221,7 +222,7 @@ class FlowRunFilter(Body):
 class TaskRunFilter(Body):
     flow_run_id: Id | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 200
-    offset: Annotated[int, Field(ge=0)] = 0
+    offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)] = 0
 
 
 class LogIn(Body):
@@ -269,7 +270,7 @@ class LogFilter(Body):
     task_run_id: Id | None = None
     level_at_least: Annotated[int, Field(ge=0, le=100)] = 0
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 200
-    offset: Annotated[int, Field(ge=0)] = 0
+    offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)] = 0
 
 
 class StateFilter(Body):
