@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -40,6 +41,6 @@ schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
     suppress_health_check=list(HealthCheck),
     database=None,
 )
-def test_no_input_makes_a_server_error(case: schemathesis.Case) -> None:
+def test_no_input_makes_a_server_error(case: schemathesis.Case[Any]) -> None:
     response = case.call()
     case.validate_response(response, checks=[not_a_server_error])
