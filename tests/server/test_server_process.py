@@ -165,3 +165,79 @@ def test_a_flow_runs_on_when_the_server_is_down_and_is_delivered_later(
                 assert len([e for e in store.read_logs(run.id) if "doubling" in e.message]) == 5
             finally:
                 store.close()
+
+
+def test_a_database_it_cannot_open_is_a_one_line_error_without_the_password(
+    tmp_path: Path,
+) -> None:
+    from tests.serverprocess import free_port
+
+    env = client_env(
+        tmp_path,
+        None,
+        RIVERRUN_DATABASE_URL=f"postgresql+psycopg://app:{SECRET}@127.0.0.1:{free_port()}/runs",
+    )
+    result = cli(env, "server", "start", "--port", str(free_port()))
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: could not serve the database at postgresql")
+    assert "***" in result.stderr and SECRET not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.postgres
+def test_the_database_password_never_appears_in_the_server_output(tmp_path: Path) -> None:
+    from sqlalchemy import make_url
+
+    from tests.postgres import fresh_postgres_database
+
+    with fresh_postgres_database() as url:
+        # The test server trusts local connections, so any password is accepted.
+        with_password = make_url(url).set(password=SECRET).render_as_string(hide_password=False)
+        with running_server(tmp_path / "server", with_password) as server:
+            health = httpx.get(f"{server.api_url}/health").json()
+            assert health["database"].startswith("postgresql+psycopg://postgres:***@")
+            with riverrun_test_harness(tmp_path / "client", api_url=server.api_url):
+                assert doubles(2) == 2
+            server.stop()
+            output = server.output.read_text()
+    assert "riverrun server over postgresql+psycopg://postgres:***@" in output
+    assert SECRET not in output
+
+
+def test_a_flow_killed_mid_run_is_shown_crashed_through_the_server(tmp_path: Path) -> None:
+    import time
+
+    script = tmp_path / "slow.py"
+    script.write_text(
+        "import time\n"
+        "from riverrun import flow, task\n"
+        "@task\n"
+        "def nap(i: int) -> int:\n"
+        "    time.sleep(0.05)\n"
+        "    return i\n"
+        "@flow\n"
+        "def sleepy() -> None:\n"
+        "    for i in range(10_000):\n"
+        "        nap(i)\n"
+        "sleepy()\n"
+    )
+    with running_server(tmp_path / "server") as server:
+        env = client_env(tmp_path / "client", server.api_url)
+        child = subprocess.Popen([sys.executable, str(script)], env=env, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                runs = httpx.post(f"{server.api_url}/flow_runs/filter", json={}).json()
+                if runs and runs[0]["state"]["type"] == "RUNNING":
+                    break
+                assert time.monotonic() < deadline and child.poll() is None
+                time.sleep(0.1)
+        finally:
+            child.kill()
+            child.wait()
+        listed = cli(env, "flow-run", "ls")
+        assert listed.returncode == 0, listed.stderr
+        assert "sleepy" in listed.stdout and "Crashed" in listed.stdout
+        [run] = httpx.post(f"{server.api_url}/flow_runs/filter", json={}).json()
+        assert run["state"]["type"] == "CRASHED"
+        assert f"Process {child.pid}" in run["state"]["message"]
