@@ -8,7 +8,6 @@ after a lost answer records nothing twice.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Annotated, Any
 
@@ -32,9 +31,18 @@ def _engine(request: Request) -> Engine:
     return engine
 
 
-def reading(request: Request) -> Iterator[Connection]:
-    with read_connection(_engine(request)) as connection:
-        yield connection
+class _Reader:
+    """Read-only connections (on SQLite they never take the write lock)."""
+
+    def __init__(self, request: Request) -> None:
+        self.engine = _engine(request)
+
+    def __call__(self) -> AbstractContextManager[Connection]:
+        return read_connection(self.engine)
+
+
+async def _reader(request: Request) -> _Reader:
+    return _Reader(request)
 
 
 class _Writer:
@@ -48,8 +56,15 @@ class _Writer:
         return self.engine.begin()
 
 
-Read = Annotated[Connection, Depends(reading)]
-Write = Annotated[_Writer, Depends(_Writer)]
+Read = Annotated[_Reader, Depends(_reader)]
+
+
+async def _writer(request: Request) -> _Writer:
+    # async: building it needs no thread (a sync dependency costs a threadpool hop).
+    return _Writer(request)
+
+
+Write = Annotated[_Writer, Depends(_writer)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": s.ErrorOut, "description": "No object with that id"}
 }
@@ -95,17 +110,18 @@ def create_flow_run(body: s.FlowRunCreate, tx: Write, response: Response) -> s.F
 
 
 @router.post("/flow_runs/filter", tags=["flow runs"])
-def filter_flow_runs(body: s.FlowRunFilter, connection: Read) -> list[s.FlowRunOut]:
+def filter_flow_runs(body: s.FlowRunFilter, rx: Read) -> list[s.FlowRunOut]:
     """Flow runs matching the filter, a page at a time (newest first by default)."""
-    runs = history.page_flow_runs(
-        connection,
-        limit=body.limit,
-        offset=body.offset,
-        sort=body.sort,
-        state_names=body.state_names,
-        flow_name=body.flow_name,
-    )
-    return [s.FlowRunOut.of(run) for run in runs]
+    with rx() as connection:
+        runs = history.page_flow_runs(
+            connection,
+            limit=body.limit,
+            offset=body.offset,
+            sort=body.sort,
+            state_names=body.state_names,
+            flow_name=body.flow_name,
+        )
+        return [s.FlowRunOut.of(run) for run in runs]
 
 
 @router.post("/flow_runs/heartbeat", tags=["flow runs"])
@@ -126,9 +142,10 @@ def mark_crashed(request: Request) -> s.IdsOut:
 
 
 @router.get("/flow_runs/{flow_run_id}", tags=["flow runs"], responses=NOT_FOUND)
-def read_flow_run(flow_run_id: str, connection: Read) -> s.FlowRunOut:
+def read_flow_run(flow_run_id: str, rx: Read) -> s.FlowRunOut:
     """One flow run, by id or by a unique prefix of at least four characters."""
-    return s.FlowRunOut.of(repository.select_flow_run(connection, flow_run_id))
+    with rx() as connection:
+        return s.FlowRunOut.of(repository.select_flow_run(connection, flow_run_id))
 
 
 @router.post(
@@ -150,11 +167,12 @@ def set_flow_run_state(flow_run_id: str, body: s.SetStateRequest, tx: Write) -> 
 
 
 @router.get("/flow_runs/{flow_run_id}/states", tags=["flow runs"], responses=NOT_FOUND)
-def flow_run_states(flow_run_id: str, connection: Read) -> list[s.StateRecordOut]:
+def flow_run_states(flow_run_id: str, rx: Read) -> list[s.StateRecordOut]:
     """The flow run's state history, oldest first."""
-    if history.existing_flow_run(connection, flow_run_id) is None:
-        raise ObjectNotFoundError("flow run", flow_run_id)
-    return [s.StateRecordOut.of(r) for r in history.page_states(connection, flow_run_id)]
+    with rx() as connection:
+        if history.existing_flow_run(connection, flow_run_id) is None:
+            raise ObjectNotFoundError("flow run", flow_run_id)
+        return [s.StateRecordOut.of(r) for r in history.page_states(connection, flow_run_id)]
 
 
 # -- task runs ------------------------------------------------------------------------
@@ -183,17 +201,19 @@ def create_task_run(body: s.TaskRunCreate, tx: Write, response: Response) -> s.T
 
 
 @router.post("/task_runs/filter", tags=["task runs"])
-def filter_task_runs(body: s.TaskRunFilter, connection: Read) -> list[s.TaskRunOut]:
+def filter_task_runs(body: s.TaskRunFilter, rx: Read) -> list[s.TaskRunOut]:
     """Task runs (of one flow run, if given), oldest first, a page at a time."""
-    runs = history.page_task_runs(
-        connection, flow_run_id=body.flow_run_id, limit=body.limit, offset=body.offset
-    )
-    return [s.TaskRunOut.of(run) for run in runs]
+    with rx() as connection:
+        runs = history.page_task_runs(
+            connection, flow_run_id=body.flow_run_id, limit=body.limit, offset=body.offset
+        )
+        return [s.TaskRunOut.of(run) for run in runs]
 
 
 @router.get("/task_runs/{task_run_id}", tags=["task runs"], responses=NOT_FOUND)
-def read_task_run(task_run_id: str, connection: Read) -> s.TaskRunOut:
-    return s.TaskRunOut.of(history.select_task_run(connection, task_run_id))
+def read_task_run(task_run_id: str, rx: Read) -> s.TaskRunOut:
+    with rx() as connection:
+        return s.TaskRunOut.of(history.select_task_run(connection, task_run_id))
 
 
 @router.post(
@@ -215,15 +235,17 @@ def set_task_run_state(task_run_id: str, body: s.SetStateRequest, tx: Write) -> 
 
 
 @router.get("/task_runs/{task_run_id}/states", tags=["task runs"], responses=NOT_FOUND)
-def task_run_states(task_run_id: str, connection: Read) -> list[s.StateRecordOut]:
-    history.select_task_run(connection, task_run_id)
-    return [s.StateRecordOut.of(r) for r in history.page_states(connection, task_run_id)]
+def task_run_states(task_run_id: str, rx: Read) -> list[s.StateRecordOut]:
+    with rx() as connection:
+        history.select_task_run(connection, task_run_id)
+        return [s.StateRecordOut.of(r) for r in history.page_states(connection, task_run_id)]
 
 
 @router.post("/states/filter", tags=["states"])
-def filter_states(body: s.StateFilter, connection: Read) -> list[s.StateRecordOut]:
+def filter_states(body: s.StateFilter, rx: Read) -> list[s.StateRecordOut]:
     """The state history of a flow or task run, oldest first (empty for an unknown id)."""
-    return [s.StateRecordOut.of(r) for r in history.page_states(connection, body.run_id)]
+    with rx() as connection:
+        return [s.StateRecordOut.of(r) for r in history.page_states(connection, body.run_id)]
 
 
 # -- logs and events ---------------------------------------------------------------------
@@ -242,17 +264,18 @@ def create_logs(body: list[s.LogIn], tx: Write) -> s.AcceptedOut:
 
 
 @router.post("/logs/filter", tags=["logs"])
-def filter_logs(body: s.LogFilter, connection: Read) -> list[s.LogOut]:
+def filter_logs(body: s.LogFilter, rx: Read) -> list[s.LogOut]:
     """Log lines matching the filter, in the order they were recorded."""
-    entries = history.page_logs(
-        connection,
-        flow_run_id=body.flow_run_id,
-        task_run_id=body.task_run_id,
-        level_at_least=body.level_at_least,
-        limit=body.limit,
-        offset=body.offset,
-    )
-    return [s.LogOut.of(entry) for entry in entries]
+    with rx() as connection:
+        entries = history.page_logs(
+            connection,
+            flow_run_id=body.flow_run_id,
+            task_run_id=body.task_run_id,
+            level_at_least=body.level_at_least,
+            limit=body.limit,
+            offset=body.offset,
+        )
+        return [s.LogOut.of(entry) for entry in entries]
 
 
 @router.post("/events/batch", tags=["events"])
@@ -289,14 +312,18 @@ def record_events(body: s.EventBatchIn, tx: Write) -> s.AcceptedOut:
 
 
 @router.post("/cache_entries/read", tags=["cache"])
-def read_cache_entry(body: s.CacheKeyIn, connection: Read) -> s.CacheEntryIO | None:
+def read_cache_entry(body: s.CacheKeyIn, rx: Read) -> s.CacheEntryIO | None:
     """The cache entry under ``key``, or ``null``."""
-    entry = repository.select_cache_entry(connection, body.key)
-    if entry is None:
-        return None
-    return s.CacheEntryIO(
-        key=entry.key, location=entry.location, expiration=entry.expiration, created=entry.created
-    )
+    with rx() as connection:
+        entry = repository.select_cache_entry(connection, body.key)
+        if entry is None:
+            return None
+        return s.CacheEntryIO(
+            key=entry.key,
+            location=entry.location,
+            expiration=entry.expiration,
+            created=entry.created,
+        )
 
 
 @router.post("/cache_entries/", tags=["cache"])
