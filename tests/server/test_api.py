@@ -284,3 +284,15 @@ def test_an_auth_string_guards_every_route_but_health(tmp_path: Path) -> None:
             right = client.request(method, path, json={}, auth=("admin", "s3cret-pass"))
             assert right.status_code == 200, path
     app.state.engine.dispose()
+
+
+def test_a_heartbeat_refreshes_the_runs_named(client: TestClient) -> None:
+    old = at(0)
+    running = make_flow_run(client, state={"type": "RUNNING"}, heartbeat=old)
+    other = make_flow_run(client, state={"type": "RUNNING"}, heartbeat=old)
+    answer = client.post("/api/flow_runs/heartbeat", json={"ids": [running["id"]]})
+    assert answer.status_code == 200 and answer.json() == {"ids": [running["id"]]}
+    beat = client.get(f"/api/flow_runs/{running['id']}").json()["heartbeat"]
+    assert datetime.fromisoformat(beat) > datetime.now(UTC) - timedelta(minutes=5)
+    untouched = client.get(f"/api/flow_runs/{other['id']}").json()["heartbeat"]
+    assert datetime.fromisoformat(untouched) == datetime.fromisoformat(old)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import uuid
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from sqlalchemy import Connection, Engine
 
 from riverrun.db import history, liveness, repository
@@ -42,7 +43,11 @@ class _Reader:
 
 
 async def _reader(request: Request) -> _Reader:
+    # async: building it needs no thread (a sync dependency costs a threadpool hop).
     return _Reader(request)
+
+
+Read = Annotated[_Reader, Depends(_reader)]
 
 
 class _Writer:
@@ -56,11 +61,7 @@ class _Writer:
         return self.engine.begin()
 
 
-Read = Annotated[_Reader, Depends(_reader)]
-
-
 async def _writer(request: Request) -> _Writer:
-    # async: building it needs no thread (a sync dependency costs a threadpool hop).
     return _Writer(request)
 
 
@@ -126,10 +127,8 @@ def filter_flow_runs(body: s.FlowRunFilter, rx: Read) -> list[s.FlowRunOut]:
 
 @router.post("/flow_runs/heartbeat", tags=["flow runs"])
 def heartbeat(body: s.IdsIn, tx: Write) -> s.IdsOut:
-    """Refresh the heartbeat of these (unfinished) flow runs."""
+    """Refresh the heartbeat of these flow runs (a client names the ones it runs)."""
     with tx() as connection:
-        from datetime import UTC, datetime
-
         liveness.update_heartbeats(connection, list(body.ids), datetime.now(UTC))
         return s.IdsOut(ids=list(body.ids))
 
@@ -254,11 +253,9 @@ def filter_states(body: s.StateFilter, rx: Read) -> list[s.StateRecordOut]:
 @router.post("/logs/", tags=["logs"], status_code=status.HTTP_201_CREATED)
 def create_logs(body: list[s.LogIn], tx: Write) -> s.AcceptedOut:
     """Record log lines; a line whose id is already recorded is ignored."""
+    if len(body) > s.MAX_BATCH:
+        raise HTTPException(422, f"At most {s.MAX_BATCH} log lines per request")
     with tx() as connection:
-        if len(body) > s.MAX_BATCH:
-            from fastapi import HTTPException
-
-            raise HTTPException(422, f"at most {s.MAX_BATCH} log lines per request")
         batch = history.EventBatch(logs=[(line.id, line.to_entry()) for line in body])
         return s.AcceptedOut(received=len(body), new=history.apply_events(connection, batch))
 
