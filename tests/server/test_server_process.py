@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -241,3 +242,47 @@ def test_a_flow_killed_mid_run_is_shown_crashed_through_the_server(tmp_path: Pat
         [run] = httpx.post(f"{server.api_url}/flow_runs/filter", json={}).json()
         assert run["state"]["type"] == "CRASHED"
         assert f"Process {child.pid}" in run["state"]["message"]
+
+
+@pytest.mark.slow
+def test_a_server_that_accepts_but_never_answers_holds_a_flow_one_timeout_at_most(
+    tmp_path: Path,
+) -> None:
+    import socket
+    import threading
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_and_stay_silent() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept_and_stay_silent, daemon=True)
+    thread.start()
+    api_url = f"http://127.0.0.1:{listener.getsockname()[1]}/api"
+    try:
+        started = time.monotonic()
+        with riverrun_test_harness(tmp_path / "client", api_url=api_url):
+            assert doubles(20) == 380
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        thread.join()
+        for connection in accepted:
+            connection.close()
+        listener.close()
+    # One 10 s read timeout, then everything goes to the spool (generous bound: a
+    # loaded machine).
+    assert elapsed < 30, elapsed
+    [spool] = (tmp_path / "client" / "spool").glob("*.jsonl")
+    kinds = [event["kind"] for line in spool.read_text().splitlines() for event in json.loads(line)]
+    assert kinds.count("flow_run") == 1 and kinds.count("task_run") == 20

@@ -49,11 +49,21 @@ _EAGER_FLUSH_AT = 5_000
 # the one flushing (at flow end); what still fails is spooled.
 _RETRY_PAUSES = (0.05, 0.2)
 _MAX_BACKOFF = 10.0
+_HUNG_BACKOFF = 60.0
 _PAGE = 1000
 
 
 class _Unavailable(Exception):
-    """The server did not take a request (unreachable, 5xx, refused auth)."""
+    """The server did not take a request (unreachable, 5xx, refused auth).
+
+    Attributes:
+        timed_out: it did not answer in time; trying again at once would only make
+            the flow wait as long again.
+    """
+
+    def __init__(self, reason: str, *, timed_out: bool = False) -> None:
+        super().__init__(reason)
+        self.timed_out = timed_out
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -228,7 +238,9 @@ class HttpStore:
         return httpx.Client(
             base_url=self.url + "/",
             auth=auth,
-            timeout=httpx.Timeout(15.0, connect=2.0),
+            # A server that accepts but does not answer holds a flush this long at most
+            # (then the batch is spooled): long enough for a batch on a busy server.
+            timeout=httpx.Timeout(10.0, connect=2.0),
             limits=httpx.Limits(max_connections=8, max_keepalive_connections=4),
             headers={"user-agent": "riverrun-http-store"},
         )
@@ -246,7 +258,8 @@ class HttpStore:
         try:
             response = self._client.request(method, path, json=body)
         except httpx.TransportError as error:
-            raise _Unavailable(f"{type(error).__name__}: {error}") from error
+            timed_out = isinstance(error, httpx.TimeoutException)
+            raise _Unavailable(f"{type(error).__name__}: {error}", timed_out=timed_out) from error
         if response.status_code >= 500 or response.status_code == 401:
             raise _Unavailable(f"HTTP {response.status_code}: {_detail(response)}")
         return response
@@ -288,8 +301,8 @@ class HttpStore:
             try:
                 self._post_events(events)
                 return
-            except _Unavailable:
-                if pause is None or self._closed:
+            except _Unavailable as error:
+                if pause is None or self._closed or error.timed_out:
                     raise
                 time.sleep(pause)
 
@@ -318,6 +331,7 @@ class HttpStore:
                 logger.warning(
                     "Could not reach %s (%s); spooling the run's history", self.url, error
                 )
+                self._back_off(error)
                 self._enqueue((_FLOW_RUN, payload))
                 self.flush()
             else:
@@ -456,9 +470,7 @@ class HttpStore:
             except _Unavailable as error:
                 for batch in batches[sent:]:
                     self._spool.append(batch)
-                self._failures += 1
-                backoff = min(0.25 * 2**self._failures, _MAX_BACKOFF)
-                self._retry_at = time.monotonic() + backoff
+                backoff = self._back_off(error)
                 logger.warning(
                     "Could not reach %s (%s); spooled %d event(s) to %s, retrying in %.1fs",
                     self.url,
@@ -470,6 +482,17 @@ class HttpStore:
             else:
                 self._failures = 0
                 self._retry_at = 0.0
+
+    def _back_off(self, error: _Unavailable) -> float:
+        """Send nothing for a while after a failure; return how long (seconds)."""
+        self._failures += 1
+        backoff = min(0.25 * 2.0**self._failures, _MAX_BACKOFF)
+        if error.timed_out:
+            # A server that accepts and does not answer is not coming back in a moment,
+            # and each try would hold the flow for a whole timeout.
+            backoff = _HUNG_BACKOFF
+        self._retry_at = time.monotonic() + backoff
+        return backoff
 
     def after_fork_in_child(self) -> None:
         """Start afresh in a forked child (the parent's queue and connections are its
