@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import riverrun
 
 HEAVY = (
     "fastapi",
+    "httpx",
+    "riverrun.store.http",
     "uvicorn",
     "starlette",
     "alembic",
@@ -34,6 +38,30 @@ def test_import_loads_nothing_heavy() -> None:
     ).stdout
     loaded = json.loads(output)
     offenders = [m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY)]
+    assert offenders == []
+
+
+def test_a_flow_recorded_embedded_loads_no_server_or_http_client(tmp_path: Path) -> None:
+    code = (
+        "import sys, json\n"
+        "from riverrun import flow, task\n"
+        "@task\n"
+        "def one() -> int:\n"
+        "    return 1\n"
+        "@flow\n"
+        "def f() -> int:\n"
+        "    return one()\n"
+        "assert f() == 1\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERRUN_")}
+    env["RIVERRUN_HOME"] = str(tmp_path)
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    loaded = json.loads(output.splitlines()[-1])
+    server_side = ("fastapi", "uvicorn", "starlette", "httpx", "riverrun.server")
+    offenders = [m for m in loaded if any(m == h or m.startswith(h + ".") for h in server_side)]
     assert offenders == []
 
 

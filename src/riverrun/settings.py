@@ -33,6 +33,7 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "
 
 #: The settings a profile may hold (``RIVERRUN_HOME`` locates the profile itself).
 PROFILE_KEYS = (
+    "RIVERRUN_API_AUTH_STRING",
     "RIVERRUN_API_URL",
     "RIVERRUN_CONCURRENCY_LEASE_SECONDS",
     "RIVERRUN_DATABASE_URL",
@@ -62,6 +63,11 @@ class Settings:
         concurrency_lease_seconds: ``RIVERRUN_CONCURRENCY_LEASE_SECONDS`` (default 30):
             how long concurrency slots outlive a holder that stopped renewing them
             (one killed with ``kill -9``); renewed three times per period while held.
+        api_auth_string: ``RIVERRUN_API_AUTH_STRING`` (``user:password``), sent by the
+            HTTP store to a server that requires one. Never shown or logged.
+        server_api_auth_string: ``RIVERRUN_SERVER_API_AUTH_STRING``: when set, the
+            server requires this ``user:password`` (HTTP Basic) on every route but
+            ``/api/health``. Read from the environment only.
     """
 
     home: Path
@@ -73,6 +79,17 @@ class Settings:
     heartbeat_interval: float = 10.0
     results_persist_by_default: bool = False
     concurrency_lease_seconds: float = 30.0
+    api_auth_string: str | None = None
+    server_api_auth_string: str | None = None
+
+    def __repr__(self) -> str:
+        # The auth strings are secrets: never in a repr, a log or a traceback.
+        hidden = {"api_auth_string", "server_api_auth_string"}
+        fields = ", ".join(
+            f"{name}={'***' if name in hidden and getattr(self, name) else getattr(self, name)!r}"
+            for name in self.__slots__
+        )
+        return f"Settings({fields})"
 
 
 def _home(env: Mapping[str, str]) -> Path:
@@ -147,6 +164,8 @@ def check_setting(key: str, value: str) -> None:
         raise ValueError(f"{key!r} is not a setting; use one of {', '.join(PROFILE_KEYS)}")
     if key == "RIVERRUN_API_URL" and not value.startswith(("http://", "https://")):
         raise ValueError(f"RIVERRUN_API_URL={value!r} must be an http:// or https:// URL")
+    if key == "RIVERRUN_API_AUTH_STRING" and ":" not in value:
+        raise ValueError("RIVERRUN_API_AUTH_STRING must be user:password")
     if key == "RIVERRUN_DATABASE_URL" and "://" not in value:
         raise ValueError(
             f"RIVERRUN_DATABASE_URL={value!r} is not a database URL "
@@ -187,6 +206,8 @@ def _settings_from(env: Mapping[str, str], home: Path) -> Settings:
         heartbeat_interval=heartbeat_interval,
         results_persist_by_default=_BOOLEANS[persist],
         concurrency_lease_seconds=lease_seconds,
+        api_auth_string=env.get("RIVERRUN_API_AUTH_STRING") or None,
+        server_api_auth_string=env.get("RIVERRUN_SERVER_API_AUTH_STRING") or None,
     )
 
 

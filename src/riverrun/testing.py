@@ -22,8 +22,11 @@ __all__ = ["riverrun_test_harness"]
 
 
 @contextmanager
-def riverrun_test_harness(home: Path, database_url: str | None = None) -> Iterator[RunStore]:
-    """Point riverrun at ``home`` (and ``database_url``, if given) inside the block.
+def riverrun_test_harness(
+    home: Path, database_url: str | None = None, *, api_url: str | None = None
+) -> Iterator[RunStore]:
+    """Point riverrun at ``home`` (and ``database_url``, or a server's ``api_url``, if
+    given) inside the block.
 
     Yields the store the runs inside the block are recorded in. On leaving, stores are
     flushed and closed and the environment is put back as it was.
@@ -31,7 +34,7 @@ def riverrun_test_harness(home: Path, database_url: str | None = None) -> Iterat
     close_stores()
     reset_logging()
     try:
-        with temporary_settings(home=str(home), database_url=database_url, api_url=None):
+        with temporary_settings(home=str(home), database_url=database_url, api_url=api_url):
             yield get_store(get_settings())
     finally:
         close_stores()

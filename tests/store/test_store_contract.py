@@ -1,4 +1,5 @@
-"""The ``RunStore`` contract, written once and run on SQLite and PostgreSQL.
+"""The ``RunStore`` contract, written once and run on every store: embedded on SQLite,
+embedded on PostgreSQL, and the HTTP store against a real ``riverrun server start``.
 
 Runs are made through the public API (``@flow``, ``@task``, ``tags``,
 ``get_run_logger``) and read back through the store's read methods.
@@ -20,14 +21,33 @@ from riverrun.exceptions import ObjectNotFoundError
 from riverrun.settings import get_settings
 from riverrun.store import RunStore, close_stores, get_store
 from riverrun.store.embedded import EmbeddedStore
+from riverrun.store.http import HttpStore
 from riverrun.store.protocol import CacheEntry, FlowRun
 from riverrun.testing import riverrun_test_harness
+from tests.postgres import BACKENDS, empty_database
+
+# (database_url, api_url): exactly one is set.
+Target = tuple[str | None, str | None]
+
+
+@pytest.fixture(params=[*BACKENDS, pytest.param("http", id="http")])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    """Where this test's runs go: an empty database, or an empty server's API."""
+    if request.param == "http":
+        api_url: str = request.getfixturevalue("empty_api_server")
+        yield None, api_url
+        return
+    with empty_database(request.param, tmp_path) as url:
+        yield url, None
 
 
 @pytest.fixture
-def run_store(database_url: str, tmp_path: Path) -> Iterator[RunStore]:
+def run_store(target: Target, tmp_path: Path) -> Iterator[RunStore]:
     """The store on this test's backend; runs made in the test are recorded in it."""
-    with riverrun_test_harness(tmp_path / "contract", database_url=database_url) as store:
+    database_url, api_url = target
+    with riverrun_test_harness(
+        tmp_path / "contract", database_url=database_url, api_url=api_url
+    ) as store:
         yield store
 
 
@@ -304,7 +324,7 @@ def test_cache_entry_datetimes_keep_their_instant_in_any_timezone(run_store: Run
 
 
 def test_everything_is_durable_when_the_flow_call_returns(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Only the flow-end flush can have written the task runs, states and logs.
     monkeypatch.setenv("RIVERRUN_FLUSH_INTERVAL", "60")
@@ -319,7 +339,8 @@ def test_everything_is_durable_when_the_flow_call_returns(
         get_run_logger().warning("flow body ran")
         return sum(logged(i) for i in range(20))
 
-    with riverrun_test_harness(tmp_path / "durable", database_url=database_url):
+    database_url, api_url = target
+    with riverrun_test_harness(tmp_path / "durable", database_url=database_url, api_url=api_url):
         assert durable() == 190
 
         def check(store: RunStore) -> None:
@@ -334,8 +355,10 @@ def test_everything_is_durable_when_the_flow_call_returns(
             assert "flow body ran" in messages
             assert {f"task {i}" for i in range(20)} <= set(messages)
 
-        # A second store on the same URL has its own engine and an empty queue.
-        fresh = EmbeddedStore(get_settings())
+        # A second store on the same URL has its own connections and an empty queue.
+        fresh: EmbeddedStore | HttpStore = (
+            HttpStore(get_settings()) if api_url else EmbeddedStore(get_settings())
+        )
         try:
             check(fresh)
         finally:

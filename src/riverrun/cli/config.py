@@ -18,6 +18,7 @@ from riverrun.settings import (
 __all__ = ["register"]
 
 _DEFAULTS = {
+    "RIVERRUN_API_AUTH_STRING": "(none: the server requires no auth string)",
     "RIVERRUN_API_URL": "(none: runs are recorded in the embedded database)",
     "RIVERRUN_CONCURRENCY_LEASE_SECONDS": "30",
     "RIVERRUN_DATABASE_URL": "sqlite:///$RIVERRUN_HOME/riverrun.db",
@@ -64,7 +65,7 @@ def _set(args: argparse.Namespace) -> int:
     write_profile(values)
     for key, value in changes.items():
         note = " (the environment sets it too, and wins)" if key in os.environ else ""
-        print(f"Set {key}={hide_password(value)!r} in {profile_path()}{note}")
+        print(f"Set {key}={_shown(key, value)!r} in {profile_path()}{note}")
     return 0
 
 
@@ -95,5 +96,12 @@ def _view(args: argparse.Namespace) -> int:
             value, source = values[key], "profile"
         else:
             value, source = _DEFAULTS[key], "default"
-        print(f"{key}={hide_password(value)!r} ({source})")
+        print(f"{key}={_shown(key, value) if source != 'default' else value!r} ({source})")
     return 0
+
+
+def _shown(key: str, value: str) -> str:
+    """What may be printed of a setting: secrets never are."""
+    if key == "RIVERRUN_API_AUTH_STRING":
+        return "***"
+    return hide_password(value)

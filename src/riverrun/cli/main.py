@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from riverrun import __version__
-from riverrun.cli import cache, concurrency_limits, config, database, flow_runs
+from riverrun.cli import cache, concurrency_limits, config, database, flow_runs, server
 from riverrun.cli.session import CliError
 from riverrun.exceptions import ObjectNotFoundError, RiverrunError
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     database.register(commands)
     cache.register(commands)
     concurrency_limits.register(commands)
+    server.register(commands)
     return parser
 
 

@@ -43,8 +43,6 @@ def open_store() -> Iterator[RunStore]:
 
     try:
         store = get_store(settings)
-    except NotImplementedError as error:
-        raise CliError(str(error)) from None
     except StoreUnavailableError as error:
         error_url = error.url
         raise CliError(
@@ -56,6 +54,8 @@ def open_store() -> Iterator[RunStore]:
         ) from None
     try:
         yield store
+    except StoreUnavailableError as error:
+        raise CliError(str(error)) from None
     except SQLAlchemyError as error:
         raise CliError(
             f"could not read the database at {safe_url(url)}: {_reason(error, url)}"

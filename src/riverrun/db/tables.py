@@ -26,6 +26,7 @@ __all__ = [
     "concurrency_limits",
     "concurrency_waiters",
     "flow_runs",
+    "flows",
     "logs",
     "metadata",
     "states",
@@ -133,7 +134,10 @@ states = Table(
     Column("name", String(32), nullable=False),
     Column("message", Text),
     _timestamp("timestamp", nullable=False),
+    # The id a client gave the event, so a repeat delivery is ignored (0005).
+    Column("event_id", String(36)),
     Index("ix_states_run_id", "run_id"),
+    Index("ix_states_event_id", "event_id", unique=True),
 )
 
 logs = Table(
@@ -146,7 +150,19 @@ logs = Table(
     Column("logger", String(255), nullable=False),
     Column("message", Text, nullable=False),
     _timestamp("timestamp", nullable=False),
+    Column("event_id", String(36)),
     Index("ix_logs_flow_run_id", "flow_run_id"),
+    Index("ix_logs_event_id", "event_id", unique=True),
+)
+
+# Flows by name, as registered through ``POST /api/flows/`` (0005).
+flows = Table(
+    "flows",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(255), nullable=False),
+    _timestamp("created", nullable=False),
+    Index("ix_flows_name", "name", unique=True),
 )
 
 cache_entries = Table(

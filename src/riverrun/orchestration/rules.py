@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
 S = StateType
 
-# Where a run may go from each state. A final state is left only to run again
-# (a flow retry or a manual re-run goes back to SCHEDULED/PENDING/RUNNING).
+# Where a run may go from each state. A final state is left only to run again, and
+# then through SCHEDULED or PENDING first (a retry or a manual re-run): never straight
+# back to RUNNING, which would rewrite a finished run in place.
 _ALLOWED: dict[StateType | None, frozenset[StateType]] = {
     None: frozenset({S.SCHEDULED, S.PENDING, S.RUNNING, S.COMPLETED, S.FAILED, S.CANCELLED}),
     S.SCHEDULED: frozenset(
@@ -57,7 +58,7 @@ _ALLOWED: dict[StateType | None, frozenset[StateType]] = {
     S.CANCELLING: frozenset({S.CANCELLED, S.CRASHED, S.COMPLETED, S.FAILED}),
 }
 for _final in FINAL_TYPES:
-    _ALLOWED[_final] = frozenset({S.SCHEDULED, S.PENDING, S.RUNNING})
+    _ALLOWED[_final] = frozenset({S.SCHEDULED, S.PENDING})
 
 
 class IllegalTransitionError(RiverrunError):

@@ -7,8 +7,10 @@ Invariants:
   call returns the row is committed. Task runs, states and logs are write-behind: they
   are queued in memory and committed in one transaction per flush (on an interval, when
   a flow run ends, and at interpreter exit), so the per-task cost is an append.
-- ``get_store()`` picks the implementation from the settings and keeps one per database
-  URL for the life of the process.
+- ``get_store()`` picks the implementation from the settings — ``HttpStore``
+  (``http.py``) when ``RIVERRUN_API_URL`` is set, else ``EmbeddedStore`` — and keeps one
+  per URL for the life of the process. The HTTP store spools what a server cannot take
+  (``spool.py``) and delivers it later: nothing is lost, nothing recorded twice.
 """
 
 from __future__ import annotations
@@ -48,20 +50,20 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 def get_store(settings: Settings | None = None) -> RunStore:
     """Return this process's store for the configured database."""
     settings = settings or get_settings()
-    if settings.api_url:
-        raise NotImplementedError(
-            "RIVERRUN_API_URL is set, but the HTTP store arrives with the server; "
-            "unset it to record runs in the embedded database"
-        )
-    key = settings.database_url
+    key = f"api:{settings.api_url}" if settings.api_url else settings.database_url
     store = _stores.get(key)
     if store is None:
         with _lock:
             store = _stores.get(key)
             if store is None:
-                from riverrun.store.embedded import EmbeddedStore
+                if settings.api_url:
+                    from riverrun.store.http import HttpStore
 
-                store = EmbeddedStore(settings)
+                    store = HttpStore(settings)
+                else:
+                    from riverrun.store.embedded import EmbeddedStore
+
+                    store = EmbeddedStore(settings)
                 _stores[key] = store
     return store
 
