@@ -1,8 +1,10 @@
-"""The store's concurrency-limit methods, written once and run on SQLite and PostgreSQL.
+"""The store's concurrency-limit methods, written once and run on every store: embedded
+on SQLite and PostgreSQL, and the HTTP store through a real ``riverrun server start``
+over SQLite and over PostgreSQL.
 
 These drive the store one attempt at a time (``acquire_concurrency_slots``), the way
-the slot driver and, later, the server do; waiting and renewing are tested in
-``tests/concurrency``.
+the slot driver does; waiting and renewing are tested in ``tests/concurrency``, and
+through the server in ``tests/server/test_concurrency_http.py``.
 """
 
 from __future__ import annotations
@@ -17,13 +19,59 @@ from riverrun.exceptions import ConcurrencyLimitExistsError, ConcurrencyLimitNot
 from riverrun.store import RunStore
 from riverrun.store.protocol import ConcurrencyHolder, SlotGrant, SlotRequest
 from riverrun.testing import riverrun_test_harness
+from tests.postgres import BACKENDS, empty_database, fresh_postgres_database
+from tests.serverprocess import ServerProcess, running_server
 
 HOLDER = ConcurrencyHolder(flow_run_id="f-1", task_run_id="t-1", hostname="here", pid=42)
 
 
-@pytest.fixture
-def run_store(database_url: str, tmp_path: Path) -> Iterator[RunStore]:
-    with riverrun_test_harness(tmp_path / "limits", database_url=database_url) as store:
+@pytest.fixture(scope="module")
+def postgres_api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server over a fresh PostgreSQL database, for this module's tests."""
+    with (
+        fresh_postgres_database() as url,
+        running_server(tmp_path_factory.mktemp("pg-api-server"), url) as server,
+    ):
+        yield server
+
+
+def emptied(server: ServerProcess) -> str:
+    """``server``'s API URL, its database emptied."""
+    from sqlalchemy import create_engine
+
+    from riverrun.db.tables import metadata
+
+    engine = create_engine(server.database_url)
+    try:
+        with engine.begin() as connection:
+            for table in reversed(metadata.sorted_tables):
+                connection.execute(table.delete())
+    finally:
+        engine.dispose()
+    return server.api_url
+
+
+@pytest.fixture(
+    params=[
+        *BACKENDS,
+        pytest.param("http", id="http"),
+        pytest.param("http-postgres", id="http-postgres", marks=pytest.mark.postgres),
+    ]
+)
+def run_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunStore]:
+    home = tmp_path / "limits"
+    if request.param == "http":
+        api_url: str = request.getfixturevalue("empty_api_server")
+    elif request.param == "http-postgres":
+        api_url = emptied(request.getfixturevalue("postgres_api_server"))
+    else:
+        with (
+            empty_database(request.param, tmp_path) as url,
+            riverrun_test_harness(home, database_url=url) as store,
+        ):
+            yield store
+        return
+    with riverrun_test_harness(home, api_url=api_url) as store:
         yield store
 
 

@@ -58,6 +58,8 @@ class StateEvent:
     run_count: int
     start_time: datetime | None
     end_time: datetime | None
+    result: str | None = None  # task runs only: the persisted result's reference
+    cache_key: str | None = None  # task runs only
 
 
 @dataclass(slots=True)
@@ -111,6 +113,8 @@ def apply_events(connection: Connection, batch: EventBatch) -> int:
             "start_time": event.start_time,
             "end_time": event.end_time,
         }
+        if event.kind == "task":
+            columns["result"], columns["cache_key"] = event.result, event.cache_key
         target = out.task_run_updates if event.kind == "task" else out.flow_run_updates
         target[event.run_id] = columns
     seen_logs = _existing(connection, logs.c.event_id, (event_id for event_id, _ in batch.logs))

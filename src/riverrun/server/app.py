@@ -13,7 +13,7 @@ from riverrun import __version__
 from riverrun.db.engine import create_db_engine, migrate, redacted
 from riverrun.exceptions import ObjectNotFoundError
 from riverrun.orchestration import IllegalTransitionError
-from riverrun.server import routes, ui
+from riverrun.server import concurrency, routes, ui
 from riverrun.server.security import BasicAuthMiddleware, BodyLimitMiddleware
 from riverrun.settings import Settings, get_settings
 
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.engine = engine
     app.state.heartbeat_interval = settings.heartbeat_interval
     app.include_router(routes.router)
+    app.include_router(concurrency.router)
     app.include_router(ui.router)
     _add_error_answers(app)
     # Outermost last: the body limit applies before anything reads the body, and the

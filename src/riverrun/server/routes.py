@@ -297,6 +297,8 @@ def record_events(body: s.EventBatchIn, tx: Write) -> s.AcceptedOut:
                         run_count=event.run_count,
                         start_time=event.start_time,
                         end_time=event.end_time,
+                        result=event.result,
+                        cache_key=event.cache_key,
                     )
                 )
             else:
@@ -313,14 +315,7 @@ def read_cache_entry(body: s.CacheKeyIn, rx: Read) -> s.CacheEntryIO | None:
     """The cache entry under ``key``, or ``null``."""
     with rx() as connection:
         entry = repository.select_cache_entry(connection, body.key)
-        if entry is None:
-            return None
-        return s.CacheEntryIO(
-            key=entry.key,
-            location=entry.location,
-            expiration=entry.expiration,
-            created=entry.created,
-        )
+        return None if entry is None else s.CacheEntryIO.of(entry)
 
 
 @router.post("/cache_entries/", tags=["cache"])
@@ -329,3 +324,28 @@ def write_cache_entry(body: s.CacheEntryIO, tx: Write) -> s.CacheEntryIO:
     with tx() as connection:
         repository.upsert_cache_entry(connection, body.to_entry())
         return body
+
+
+@router.post("/cache_entries/delete", tags=["cache"])
+def delete_cache_entries(body: s.CacheDeleteIn, tx: Write) -> list[s.CacheEntryIO]:
+    """Delete the entries of a task and/or with a key (all of them when neither is
+    given) and return them (their result files are the client's to remove)."""
+    with tx() as connection:
+        removed = repository.delete_cache_entries(
+            connection, task_name=body.task_name, key=body.key
+        )
+        return [s.CacheEntryIO.of(entry) for entry in removed]
+
+
+@router.post("/flow_runs/{flow_run_id}/restart", tags=["flow runs"], responses=NOT_FOUND)
+def restart_flow_run(flow_run_id: str, body: s.FlowRunRestartIn, tx: Write) -> s.RestartOut:
+    """Start the next attempt of a Failed, Crashed or Cancelled flow run (a resume):
+    ``moved`` is false when the run is not (or no longer) in such a state, so of two
+    clients resuming one run, one is told no."""
+    with tx() as connection:
+        run = repository.select_flow_run(connection, flow_run_id)
+        if run.id != flow_run_id:
+            raise ObjectNotFoundError("flow run", flow_run_id)  # no prefixes here
+        run.hostname, run.pid, run.heartbeat = body.hostname, body.pid, datetime.now(UTC)
+        moved = repository.restart_flow_run(connection, run, body.state.to_state())
+        return s.RestartOut(moved=moved)

@@ -20,6 +20,7 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=36)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Tag = Annotated[str, StringConstraints(max_length=255)]
 Message = Annotated[str, StringConstraints(max_length=100_000)]
+TaskKey = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 Tags = Annotated[list[Tag], Field(max_length=100)]
 Count = Annotated[int, Field(ge=0, le=1_000_000)]
 MAX_PAGE = 1000
@@ -82,6 +83,8 @@ class FlowRunCreate(Body):
     hostname: Name | None = None
     pid: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
     heartbeat: AwareDatetime | None = None
+    entrypoint: Message | None = None
+    resume_parameters: Message | None = None
 
     def to_run(self) -> FlowRun:
         values = self.model_dump(exclude={"state"})
@@ -104,6 +107,8 @@ class FlowRunOut(BaseModel):
     hostname: str | None
     pid: int | None
     heartbeat: AwareDatetime | None
+    entrypoint: str | None = None
+    resume_parameters: str | None = None
 
     @classmethod
     def of(cls, run: FlowRun) -> FlowRunOut:
@@ -123,6 +128,8 @@ class FlowRunOut(BaseModel):
             hostname=run.hostname,
             pid=run.pid,
             heartbeat=run.heartbeat,
+            entrypoint=run.entrypoint,
+            resume_parameters=run.resume_parameters,
         )
 
 
@@ -143,6 +150,8 @@ class TaskRunCreate(Body):
         default_factory=list
     )
     subflow_run_id: Id | None = None
+    task_key: TaskKey | None = None
+    result: Message | None = None
 
     def to_run(self) -> TaskRun:
         values = self.model_dump(exclude={"state"})
@@ -164,6 +173,8 @@ class TaskRunOut(BaseModel):
     cache_key: str | None
     upstream_task_run_ids: list[str]
     subflow_run_id: str | None
+    task_key: str | None = None
+    result: str | None = None
 
     @classmethod
     def of(cls, run: TaskRun) -> TaskRunOut:
@@ -182,6 +193,8 @@ class TaskRunOut(BaseModel):
             cache_key=run.cache_key,
             upstream_task_run_ids=run.upstream_task_run_ids,
             subflow_run_id=run.subflow_run_id,
+            task_key=run.task_key,
+            result=run.result,
         )
 
 
@@ -298,6 +311,9 @@ class StateEventIn(Body):
     run_count: Count
     start_time: AwareDatetime | None = None
     end_time: AwareDatetime | None = None
+    # A task run's persisted result and cache key, known once it started (task only).
+    result: Message | None = None
+    cache_key: Name | None = None
 
 
 class LogEvent(Body):
@@ -336,11 +352,45 @@ class CacheEntryIO(Body):
     location: Message
     expiration: AwareDatetime | None
     created: AwareDatetime
+    task_name: Name | None = None
 
     def to_entry(self) -> CacheEntry:
         return CacheEntry(
-            key=self.key, location=self.location, expiration=self.expiration, created=self.created
+            key=self.key,
+            location=self.location,
+            expiration=self.expiration,
+            created=self.created,
+            task_name=self.task_name,
         )
+
+    @classmethod
+    def of(cls, entry: CacheEntry) -> CacheEntryIO:
+        return cls(
+            key=entry.key,
+            location=entry.location,
+            expiration=entry.expiration,
+            created=entry.created,
+            task_name=entry.task_name,
+        )
+
+
+class CacheDeleteIn(Body):
+    """Which entries to delete: a task's, one key, both filters, or (neither) all."""
+
+    task_name: Name | None = None
+    key: Name | None = None
+
+
+class FlowRunRestartIn(Body):
+    """The next attempt of a flow run that ended without completing (a resume)."""
+
+    state: StateIn
+    hostname: Name | None = None
+    pid: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+
+
+class RestartOut(BaseModel):
+    moved: bool
 
 
 class HealthOut(BaseModel):

@@ -31,6 +31,7 @@ from urllib.parse import quote
 from riverrun.exceptions import ObjectNotFoundError, StoreUnavailableError
 from riverrun.settings import Settings
 from riverrun.states import FINAL_TYPES, TYPE_VALUES, State, StateType
+from riverrun.store.http_concurrency import ConcurrencyOverHttp
 from riverrun.store.protocol import CacheEntry, FlowRun, LogEntry, StateRecord, TaskRun
 from riverrun.store.spool import Spool
 
@@ -111,6 +112,8 @@ def _flow_run_json(run: FlowRun) -> dict[str, Any]:
         "hostname": run.hostname,
         "pid": run.pid,
         "heartbeat": _iso(run.heartbeat),
+        "entrypoint": run.entrypoint,
+        "resume_parameters": run.resume_parameters,
     }
 
 
@@ -131,6 +134,8 @@ def _flow_run(data: dict[str, Any]) -> FlowRun:
         hostname=data["hostname"],
         pid=data["pid"],
         heartbeat=_time(data["heartbeat"]),
+        entrypoint=data.get("entrypoint"),
+        resume_parameters=data.get("resume_parameters"),
     )
 
 
@@ -150,14 +155,28 @@ def _task_run(data: dict[str, Any]) -> TaskRun:
         cache_key=data["cache_key"],
         upstream_task_run_ids=data["upstream_task_run_ids"],
         subflow_run_id=data["subflow_run_id"],
+        task_key=data.get("task_key"),
+        result=data.get("result"),
+    )
+
+
+def _cache_entry(data: dict[str, Any]) -> CacheEntry:
+    created = _time(data["created"])
+    assert created is not None
+    return CacheEntry(
+        key=data["key"],
+        location=data["location"],
+        expiration=_time(data["expiration"]),
+        created=created,
+        task_name=data.get("task_name"),
     )
 
 
 def _event(tag: int, payload: Any) -> dict[str, Any]:
     """One queued event as the JSON the batch endpoint takes, with its id made now."""
     if tag == _STATE:
-        kind, run_id, state_type, name, message, timestamp, run_count, start, end = payload
-        return {
+        kind, run_id, state_type, name, message, timestamp, run_count, start, end, known = payload
+        event = {
             "kind": "state",
             "id": str(uuid.uuid4()),
             "run_id": run_id,
@@ -172,6 +191,9 @@ def _event(tag: int, payload: Any) -> dict[str, Any]:
             "start_time": _iso(start),
             "end_time": _iso(end),
         }
+        if known is not None:  # a task run's result reference and cache key
+            event["result"], event["cache_key"] = known
+        return event
     if tag == _LOG:
         entry: LogEntry = payload
         return {
@@ -194,7 +216,7 @@ def _event(tag: int, payload: Any) -> dict[str, Any]:
     return {"kind": "flow_run", "run": payload}
 
 
-class HttpStore:
+class HttpStore(ConcurrencyOverHttp):
     """Records runs through the server at ``settings.api_url``.
 
     Sends ``settings.api_auth_string`` (HTTP Basic) when set. Batches the server could
@@ -354,8 +376,29 @@ class HttpStore:
                 "location": entry.location,
                 "expiration": _iso(entry.expiration),
                 "created": entry.created.isoformat(),
+                "task_name": entry.task_name,
             },
         )
+
+    def delete_cache_entries(
+        self, *, task_name: str | None = None, key: str | None = None
+    ) -> list[CacheEntry]:
+        removed = self._read("POST", "cache_entries/delete", {"task_name": task_name, "key": key})
+        return [_cache_entry(data) for data in removed]
+
+    def restart_flow_run(self, run: FlowRun, state: State) -> bool:
+        self.flush()  # the run's own earlier events first
+        body = {"state": _state_json(state), "hostname": run.hostname, "pid": run.pid}
+        moved = bool(
+            self._read("POST", f"flow_runs/{quote(run.id, safe='')}/restart", body)["moved"]
+        )
+        if moved:
+            run.state, run.end_time = state, None
+            with self._live_lock:
+                self._live.add(run.id)
+            if self._thread is None:
+                self._start_flusher()
+        return moved
 
     # -- write-behind -------------------------------------------------------------------
 
@@ -378,6 +421,8 @@ class HttpStore:
                     "cache_key": run.cache_key,
                     "upstream_task_run_ids": list(run.upstream_task_run_ids),
                     "subflow_run_id": run.subflow_run_id,
+                    "task_key": run.task_key,
+                    "result": run.result,
                 },
             )
         )
@@ -402,6 +447,7 @@ class HttpStore:
                     run.run_count,
                     run.start_time,
                     run.end_time,
+                    (run.result, run.cache_key) if kind == "task" else None,  # type: ignore[union-attr]
                 ),
             )
         )
@@ -543,14 +589,7 @@ class HttpStore:
 
     def read_cache_entry(self, key: str) -> CacheEntry | None:
         data = self._read("POST", "cache_entries/read", {"key": key})
-        if data is None:
-            return None
-        expiration = _time(data["expiration"])
-        created = _time(data["created"])
-        assert created is not None
-        return CacheEntry(
-            key=data["key"], location=data["location"], expiration=expiration, created=created
-        )
+        return None if data is None else _cache_entry(data)
 
     def read_flow_runs(
         self,
