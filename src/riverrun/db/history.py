@@ -277,17 +277,7 @@ def page_logs(
     if task_run_id is not None:
         query = query.where(logs.c.task_run_id == task_run_id)
     query = query.limit(limit).offset(offset)
-    return [
-        LogEntry(
-            flow_run_id=row.flow_run_id,
-            task_run_id=row.task_run_id,
-            level=row.level,
-            logger=row.logger,
-            message=row.message,
-            timestamp=row.timestamp,
-        )
-        for row in connection.execute(query)
-    ]
+    return [repository.log_entry(row) for row in connection.execute(query)]
 
 
 def page_states(connection: Connection, run_id: str) -> list[StateRecord]:

@@ -34,6 +34,7 @@ __all__ = [
     "delete_cache_entries",
     "flow_run_row",
     "insert_flow_run",
+    "log_entry",
     "restart_flow_run",
     "select_cache_entry",
     "select_flow_run",
@@ -352,19 +353,21 @@ def select_states(connection: Connection, run_id: str) -> list[StateRecord]:
     ]
 
 
+def log_entry(row: Row[Any]) -> LogEntry:
+    """A row of ``logs`` as the record the store hands out."""
+    return LogEntry(
+        flow_run_id=row.flow_run_id,
+        task_run_id=row.task_run_id,
+        level=row.level,
+        logger=row.logger,
+        message=row.message,
+        timestamp=row.timestamp,
+    )
+
+
 def select_logs(connection: Connection, flow_run_id: str) -> list[LogEntry]:
     query = select(logs).where(logs.c.flow_run_id == flow_run_id).order_by(logs.c.id)
-    return [
-        LogEntry(
-            flow_run_id=row.flow_run_id,
-            task_run_id=row.task_run_id,
-            level=row.level,
-            logger=row.logger,
-            message=row.message,
-            timestamp=row.timestamp,
-        )
-        for row in connection.execute(query)
-    ]
+    return [log_entry(row) for row in connection.execute(query)]
 
 
 def _cache_entry(row: Row[Any]) -> CacheEntry:
