@@ -17,7 +17,7 @@ from riverrun.db import concurrency, liveness, repository
 from riverrun.db.engine import create_db_engine, migrate, read_connection, redacted
 from riverrun.exceptions import ConcurrencyLimitExistsError, StoreUnavailableError
 from riverrun.settings import Settings
-from riverrun.states import FINAL_TYPES, TYPE_VALUES, State
+from riverrun.states import FINAL_TYPES, State
 from riverrun.store import crashes
 from riverrun.store.protocol import (
     CacheEntry,
@@ -28,6 +28,7 @@ from riverrun.store.protocol import (
     SlotRequest,
     StateRecord,
     TaskRun,
+    state_snapshot,
 )
 
 __all__ = ["EmbeddedStore"]
@@ -210,30 +211,11 @@ class EmbeddedStore:
         self._enqueue((_TASK_RUN, (repository.task_run_row(run), first_state)))
 
     def set_state(self, run: FlowRun | TaskRun, state: State) -> None:
-        # Only a snapshot is taken here (never the state's data: a result must not live
-        # on in the queue); rows are built by the flusher, off the hot path.
-        kind = "task" if type(run) is TaskRun else "flow"
-        if kind == "flow" and state.type in FINAL_TYPES:
+        snapshot = state_snapshot(run, state)  # rows are built by the flusher
+        if snapshot[0] == "flow" and state.type in FINAL_TYPES:
             with self._live_lock:
                 self._live.discard(run.id)
-        self._enqueue(
-            (
-                _STATE,
-                (
-                    kind,
-                    run.id,
-                    TYPE_VALUES[state.type],
-                    state.name,
-                    state.message,
-                    state.timestamp,
-                    run.run_count,
-                    run.start_time,
-                    run.end_time,
-                    # Known only once the run started: its result and cache key.
-                    (run.result, run.cache_key) if kind == "task" else None,  # type: ignore[union-attr]
-                ),
-            )
-        )
+        self._enqueue((_STATE, snapshot))
 
     def record_log(self, entry: LogEntry) -> None:
         self._enqueue((_LOG, entry))

@@ -32,7 +32,14 @@ from riverrun.exceptions import ObjectNotFoundError, StoreUnavailableError
 from riverrun.settings import Settings
 from riverrun.states import FINAL_TYPES, TYPE_VALUES, State, StateType
 from riverrun.store.http_concurrency import ConcurrencyOverHttp
-from riverrun.store.protocol import CacheEntry, FlowRun, LogEntry, StateRecord, TaskRun
+from riverrun.store.protocol import (
+    CacheEntry,
+    FlowRun,
+    LogEntry,
+    StateRecord,
+    TaskRun,
+    state_snapshot,
+)
 from riverrun.store.spool import Spool
 
 if TYPE_CHECKING:
@@ -430,27 +437,11 @@ class HttpStore(ConcurrencyOverHttp):
             self.set_state(run, run.state)
 
     def set_state(self, run: FlowRun | TaskRun, state: State) -> None:
-        kind = "task" if type(run) is TaskRun else "flow"
-        if kind == "flow" and state.type in FINAL_TYPES:
+        snapshot = state_snapshot(run, state)  # rows are built by the flusher
+        if snapshot[0] == "flow" and state.type in FINAL_TYPES:
             with self._live_lock:
                 self._live.discard(run.id)
-        self._enqueue(
-            (
-                _STATE,
-                (
-                    kind,
-                    run.id,
-                    TYPE_VALUES[state.type],
-                    state.name,
-                    state.message,
-                    state.timestamp,
-                    run.run_count,
-                    run.start_time,
-                    run.end_time,
-                    (run.result, run.cache_key) if kind == "task" else None,  # type: ignore[union-attr]
-                ),
-            )
-        )
+        self._enqueue((_STATE, snapshot))
 
     def record_log(self, entry: LogEntry) -> None:
         self._enqueue((_LOG, entry))

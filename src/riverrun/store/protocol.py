@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from riverrun.states import State
+from riverrun.states import TYPE_VALUES, State
 
 __all__ = [
     "CacheEntry",
@@ -20,6 +20,7 @@ __all__ = [
     "SlotRequest",
     "StateRecord",
     "TaskRun",
+    "state_snapshot",
 ]
 
 
@@ -206,6 +207,25 @@ class SlotGrant:
     lease_id: str | None = None
     ticket: int | None = None
     retry_after: float | None = None
+
+
+def state_snapshot(run: FlowRun | TaskRun, state: State) -> tuple[Any, ...]:
+    """What a write-behind store queues for a state change: the state without its data
+    (a result must not live on in a queue) and the run's columns as they stand after it
+    (for a task run also its result reference and cache key, known once it started)."""
+    is_task = type(run) is TaskRun
+    return (
+        "task" if is_task else "flow",
+        run.id,
+        TYPE_VALUES[state.type],
+        state.name,
+        state.message,
+        state.timestamp,
+        run.run_count,
+        run.start_time,
+        run.end_time,
+        (run.result, run.cache_key) if is_task else None,  # type: ignore[union-attr]
+    )
 
 
 class RunStore(Protocol):
