@@ -48,7 +48,8 @@ def test_same_inputs_return_the_cached_result(
 def test_expired_entries_are_recomputed() -> None:
     calls: list[int] = []
 
-    @task(cache_key_fn=task_input_hash, cache_expiration=timedelta(seconds=0.2))
+    # Long enough that the second call is a hit even on a loaded machine.
+    @task(cache_key_fn=task_input_hash, cache_expiration=timedelta(seconds=1.5))
     def compute(x: int) -> int:
         calls.append(x)
         return x
@@ -57,7 +58,7 @@ def test_expired_entries_are_recomputed() -> None:
     def pipeline() -> None:
         compute(1)
         compute(1)
-        time.sleep(0.3)
+        time.sleep(1.6)
         compute(1)
 
     pipeline()
