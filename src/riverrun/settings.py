@@ -41,7 +41,11 @@ PROFILE_KEYS = (
     "RIVERRUN_HEARTBEAT_INTERVAL",
     "RIVERRUN_LOGGING_LEVEL",
     "RIVERRUN_RESULTS_PERSIST_BY_DEFAULT",
+    "RIVERRUN_STORE_WRITER",
 )
+
+#: Who commits the embedded store's write-behind events (see ``store/writer.py``).
+STORE_WRITERS = ("auto", "process", "thread")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,11 @@ class Settings:
         server_api_auth_string: ``RIVERRUN_SERVER_API_AUTH_STRING``: when set, the
             server requires this ``user:password`` (HTTP Basic) on every route but
             ``/api/health``. Read from the environment only.
+        store_writer: ``RIVERRUN_STORE_WRITER``: who commits the embedded store's
+            write-behind events. ``thread``: a thread of this process; ``process``: a
+            writer process of its own, so that the database work does not share this
+            process's interpreter lock with the runs; ``auto`` (default): a thread
+            until the process has recorded a few thousand events, then a process.
     """
 
     home: Path
@@ -81,6 +90,7 @@ class Settings:
     concurrency_lease_seconds: float = 30.0
     api_auth_string: str | None = None
     server_api_auth_string: str | None = None
+    store_writer: str = "auto"
 
     def __repr__(self) -> str:
         # The auth strings are secrets: never in a repr, a log or a traceback.
@@ -196,6 +206,12 @@ def _settings_from(env: Mapping[str, str], home: Path) -> Settings:
             f"RIVERRUN_RESULTS_PERSIST_BY_DEFAULT={persist!r} is not a boolean; use true or false"
         )
     lease_seconds = _seconds(env, "RIVERRUN_CONCURRENCY_LEASE_SECONDS", "30", positive=True)
+    writer = env.get("RIVERRUN_STORE_WRITER", "auto").strip().lower()
+    if writer not in STORE_WRITERS:
+        raise ValueError(
+            f"RIVERRUN_STORE_WRITER={writer!r} is not a store writer; "
+            f"use one of {', '.join(STORE_WRITERS)}"
+        )
     return Settings(
         home=home,
         database_url=env.get("RIVERRUN_DATABASE_URL") or f"sqlite:///{home}/riverrun.db",
@@ -208,6 +224,7 @@ def _settings_from(env: Mapping[str, str], home: Path) -> Settings:
         concurrency_lease_seconds=lease_seconds,
         api_auth_string=env.get("RIVERRUN_API_AUTH_STRING") or None,
         server_api_auth_string=env.get("RIVERRUN_SERVER_API_AUTH_STRING") or None,
+        store_writer=writer,
     )
 
 

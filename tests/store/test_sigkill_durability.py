@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from riverrun.store.crashes import process_alive
+from riverrun.store.writer import wait_for_writers
 from riverrun.testing import riverrun_test_harness
 
 REPORTS_BEFORE_KILL = 3
@@ -32,13 +34,13 @@ _SCRIPT = textwrap.dedent(
     import time
 
     from riverrun import flow, task
-    from riverrun.store import embedded
+    from riverrun.store import embedded, writer
 
     write = embedded.EmbeddedStore._write
     numbers = {}  # task run id -> i
 
 
-    def reporting_write(self, events):
+    def report(events, verb):
         completed = []
         for tag, payload in events:
             if tag == embedded._TASK_RUN:
@@ -46,12 +48,21 @@ _SCRIPT = textwrap.dedent(
                 numbers[row["id"]] = int(row["name"][2:])
             elif tag == embedded._STATE and payload[0] == "task" and payload[2] == "COMPLETED":
                 completed.append(payload[1])
-        write(self, events)  # committed once this returns
         if completed:
-            print("committed", max(numbers[run_id] for run_id in completed), flush=True)
+            print(verb, max(numbers[run_id] for run_id in completed), flush=True)
+
+
+    def reporting_write(self, events):
+        write(self, events)  # committed once this returns
+        report(events, "committed")
+
+
+    def reporting_confirmation(self, events):
+        report(events, "confirmed")  # the writer process committed them
 
 
     embedded.EmbeddedStore._write = reporting_write
+    writer.WriterProcess.committed = reporting_confirmation
 
 
     @task(task_run_name="t-{i}")
@@ -70,13 +81,17 @@ _SCRIPT = textwrap.dedent(
 )
 
 
-def run_until_killed(tmp_path: Path, home: Path, delay: float) -> tuple[int, int]:
+def run_until_killed(
+    tmp_path: Path, home: Path, delay: float, store_writer: str = "thread"
+) -> tuple[int, int, set[str]]:
     """Run the child until it has reported a few commits, wait ``delay`` seconds, kill
-    it with SIGKILL; return its pid and the highest task number it reported committed."""
+    it with SIGKILL; return its pid, the highest task number it reported committed, and
+    who reported ("committed": the child itself, "confirmed": its writer process)."""
     script = tmp_path / "endless.py"
     script.write_text(_SCRIPT)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERRUN_")}
     env.update(RIVERRUN_HOME=str(home), RIVERRUN_FLUSH_INTERVAL="0.05")
+    env.update(RIVERRUN_STORE_WRITER=store_writer)
     stderr_path = tmp_path / "stderr.txt"
     with open(stderr_path, "w") as stderr:
         child = subprocess.Popen(
@@ -107,14 +122,16 @@ def run_until_killed(tmp_path: Path, home: Path, delay: float) -> tuple[int, int
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
+        # A writer process finishes what it was handed; the file is read after that.
+        wait_for_writers(home, process_alive)
     reader.join(10)
     while (line := lines.get_nowait()) is not None:
         reports.append(line)
     child.stdout.close()
     # A line cut short by the kill was never completed; every whole line was printed
     # after its commit returned.
-    highest = max(int(line.split()[1]) for line in reports if line.endswith("\n"))
-    return child.pid, highest
+    whole = [line.split() for line in reports if line.endswith("\n")]
+    return child.pid, max(int(number) for _, number in whole), {verb for verb, _ in whole}
 
 
 def latest_state_names(db: sqlite3.Connection) -> dict[str, str]:
@@ -135,13 +152,24 @@ def assert_consistent(db: sqlite3.Connection, context: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("attempt", range(3))
-def test_sigkill_loses_nothing_committed_and_corrupts_nothing(tmp_path: Path, attempt: int) -> None:
+@pytest.mark.parametrize(
+    ("store_writer", "attempt"), [("thread", 0), ("thread", 1), ("process", 0), ("process", 1)]
+)
+def test_sigkill_loses_nothing_committed_and_corrupts_nothing(
+    tmp_path: Path, store_writer: str, attempt: int
+) -> None:
+    """With a writer process the reports come from its confirmations; the kill hits
+    the flow's process, and what it had handed over is still committed by the writer
+    (the sweep waits for it), so the checks below hold the same way."""
     seed = random.randrange(2**32)
-    delay = random.Random(seed).uniform(0.05, 0.5)
+    # A writer process takes a moment to start (a fresh interpreter): kill later.
+    low, high = (0.05, 0.5) if store_writer == "thread" else (0.5, 1.5)
+    delay = random.Random(seed).uniform(low, high)
     home = tmp_path / "home-killed"
-    pid, reported = run_until_killed(tmp_path, home, delay)
-    context = f"seed {seed}, killed {delay:.3f}s after report {REPORTS_BEFORE_KILL}"
+    pid, reported, reporters = run_until_killed(tmp_path, home, delay, store_writer)
+    context = f"{store_writer} writer, seed {seed}, killed {delay:.3f}s after report"
+    if store_writer == "process":
+        assert "confirmed" in reporters, f"{context}: the writer process never took over"
 
     db = sqlite3.connect(home / "riverrun.db")
     try:

@@ -6,6 +6,7 @@ import atexit
 import collections
 import contextlib
 import logging
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from riverrun.store.protocol import (
     TaskRun,
     state_snapshot,
 )
+from riverrun.store.writer import WriterGone, WriterProcess, wait_for_writers
 
 __all__ = ["EmbeddedStore"]
 
@@ -49,6 +51,12 @@ _EAGER_FLUSH_AT = 5_000
 # record faster than the database takes them, they slow down instead of the queue
 # (and the process's memory) growing without bound.
 _HIGH_WATER = 10_000
+# With ``RIVERRUN_STORE_WRITER=auto``, a writer process is started once this process has
+# written this many events itself: a process that records this much goes on to record
+# more, and the writer's start-up (a fresh interpreter) then pays for itself.
+_WRITER_AFTER = 2_000
+# How long closing the store waits for a writer process to exit once it confirmed all.
+_WRITER_EXIT_WAIT = 10.0
 
 
 def _first_line(error: BaseException) -> str:
@@ -143,6 +151,7 @@ class EmbeddedStore:
             migrate(self._engine)
         except (SQLAlchemyError, ImportError, ValueError) as error:
             raise StoreUnavailableError(redacted(self.url), _first_line(error)) from error
+        self._settings = settings
         self._interval = settings.flush_interval
         self._heartbeat_interval = settings.heartbeat_interval
         # Flow runs this process is running: the ones it heartbeats.
@@ -157,6 +166,10 @@ class EmbeddedStore:
         self._thread_lock = threading.Lock()
         # (monotonic time read, names) of the concurrency limits; None: not read yet.
         self._limit_names: tuple[float, frozenset[str]] | None = None
+        # The writer process, once started (see writer.py); events this process wrote.
+        self._writer: WriterProcess | None = None
+        self._writer_mode = settings.store_writer
+        self._written = 0
         atexit.register(self.close)
 
     def __repr__(self) -> str:
@@ -232,7 +245,7 @@ class EmbeddedStore:
             self._wake.set()
         if waiting >= _HIGH_WATER:
             with contextlib.suppress(Exception):  # unavailable: kept, the flusher retries
-                self.flush()
+                self._drain()
 
     def _start_flusher(self) -> None:
         with self._thread_lock:
@@ -248,7 +261,7 @@ class EmbeddedStore:
             self._wake.wait(min(self._interval, max(next_beat - time.monotonic(), 0.0)))
             self._wake.clear()
             try:
-                self.flush()
+                self._drain()
                 if time.monotonic() >= next_beat:
                     self._beat()
                     next_beat = time.monotonic() + self._heartbeat_interval
@@ -257,28 +270,97 @@ class EmbeddedStore:
                 time.sleep(min(self._interval * 5, 2.0))
 
     def flush(self) -> None:
-        """Commit every queued event in one transaction.
+        """Commit every queued event; when this returns, they are in the database.
 
-        When the database is unavailable the events go back to the head of the queue
-        and the error is raised (the flusher retries). When the batch is refused for
-        its content (a value too long or not encodable), the events are written one at
-        a time so that only the bad ones are dropped, each with a logged error.
+        Without a writer process the events are written here, in one transaction. When
+        the database is unavailable they go back to the head of the queue and the error
+        is raised (the flusher retries). When the batch is refused for its content (a
+        value too long or not encodable), the events are written one at a time so that
+        only the bad ones are dropped, each with a logged error.
+
+        With a writer process they are handed to it, and this waits for it to confirm
+        them (``StoreUnavailableError`` when it reports the database unavailable: it
+        keeps them and tries again).
         """
         with self._flush_lock:
-            count = len(self._queue)
-            if not count:
+            self._drain_locked()
+            writer = self._writer
+            if writer is None:
                 return
-            events = [self._queue.popleft() for _ in range(count)]
             try:
-                self._write(events)
-            except _UNAVAILABLE:
-                self._queue.extendleft(reversed(events))
-                raise
-            except Exception:
-                self._write_one_by_one(events)
-            except BaseException:
-                self._queue.extendleft(reversed(events))
-                raise
+                writer.wait()
+            except WriterGone:
+                self._writer_gone(writer)
+                self._write_queued()
+
+    def _drain(self) -> None:
+        """Send the queued events on their way without waiting for a writer process."""
+        with self._flush_lock:
+            self._drain_locked()
+
+    def _drain_locked(self) -> None:
+        writer = self._writer
+        if writer is not None:
+            try:
+                writer.poll()
+                if writer.ready:
+                    count = len(self._queue)
+                    if count:
+                        writer.send([self._queue.popleft() for _ in range(count)])
+                    return
+            except WriterGone:
+                self._writer_gone(writer)
+            # Until the writer has opened the database, this process writes.
+        self._write_queued()
+        if self._writer is None and self._wants_writer():
+            self._start_writer()
+
+    def _write_queued(self) -> None:
+        count = len(self._queue)
+        if not count:
+            return
+        events = [self._queue.popleft() for _ in range(count)]
+        try:
+            self._write(events)
+        except _UNAVAILABLE:
+            self._queue.extendleft(reversed(events))
+            raise
+        except Exception:
+            self._write_one_by_one(events)
+        except BaseException:
+            self._queue.extendleft(reversed(events))
+            raise
+        self._written += count
+
+    # -- the writer process ----------------------------------------------------------
+
+    def _wants_writer(self) -> bool:
+        mode = self._writer_mode
+        if mode == "thread" or self._closed or not sys.executable:
+            return False
+        return mode == "process" or self._written >= _WRITER_AFTER
+
+    def _start_writer(self) -> None:
+        try:
+            self._writer = WriterProcess(self._settings, redacted(self.url))
+        except (OSError, WriterGone) as error:
+            logger.warning("Could not start a writer process (%s); writing in this process", error)
+            self._writer_mode = "thread"
+
+    def _writer_gone(self, writer: WriterProcess) -> None:
+        """The writer stopped: take back what it had not confirmed, in order, and write
+        everything here from now on."""
+        self._writer = None
+        self._writer_mode = "thread"
+        events = writer.take_unacked()
+        logger.warning(
+            "The run-history writer process (pid %d) stopped (exit status %s); this "
+            "process writes its %d unconfirmed event(s) and the rest itself",
+            writer.pid,
+            writer.exit_status(),
+            len(events),
+        )
+        self._queue.extendleft(reversed(events))
 
     def _beat(self) -> None:
         with self._live_lock:
@@ -315,6 +397,10 @@ class EmbeddedStore:
         # Forked workers often end by os._exit or SIGTERM (multiprocessing pools), with
         # no chance to flush: in a child every event is committed as it comes.
         self._write_through = True
+        if self._writer is not None:
+            self._writer.abandon_in_child()
+            self._writer = None
+        self._writer_mode = "thread"
         self._flush_lock = threading.Lock()
         self._thread_lock = threading.Lock()
         self._wake = threading.Event()
@@ -330,6 +416,9 @@ class EmbeddedStore:
             self.flush()
         finally:
             atexit.unregister(self.close)
+            if self._writer is not None:
+                self._writer.close(timeout=_WRITER_EXIT_WAIT)
+                self._writer = None
             self._engine.dispose()
 
     # -- crash detection ----------------------------------------------------------------
@@ -337,6 +426,8 @@ class EmbeddedStore:
     def mark_crashed_runs(self) -> list[str]:
         """Mark Crashed the unfinished flow runs whose process is gone (see ``RunStore``)."""
         self.flush()  # a final state of ours still queued is not a crash
+        # A dead process's writer may still be committing its last events.
+        wait_for_writers(self._settings.home, crashes.process_alive)
         crashed = crashes.mark_crashed_runs(
             self._engine, heartbeat_interval=self._heartbeat_interval
         )

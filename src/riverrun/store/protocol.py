@@ -112,6 +112,18 @@ class LogEntry:
     message: str
     timestamp: datetime
 
+    def __reduce__(self) -> tuple[type[LogEntry], tuple[Any, ...]]:
+        # Sent to the writer process by the thousand: the dataclass's generated
+        # pickling walks its fields in Python for every entry.
+        return LogEntry, (
+            self.flow_run_id,
+            self.task_run_id,
+            self.level,
+            self.logger,
+            self.message,
+            self.timestamp,
+        )
+
 
 @dataclass(slots=True, frozen=True)
 class CacheEntry:

@@ -1,0 +1,287 @@
+"""The writer process: the embedded store's events committed by a child process.
+
+Every test here uses the real thing: a flow in this process (or in a script run as a
+subprocess), its writer started with ``sys.executable``, the SQLite file they share.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from riverrun import flow, get_run_logger, task
+from riverrun.settings import get_settings, temporary_settings
+from riverrun.store import RunStore, close_stores, get_store
+from riverrun.store.embedded import EmbeddedStore
+from riverrun.store.writer import wait_for_writers, writers_folder
+
+
+@pytest.fixture
+def writer_store(tmp_path: Path) -> Iterator[EmbeddedStore]:
+    """A fresh store that hands its events to a writer process from the first flush."""
+    close_stores()
+    with temporary_settings(home=str(tmp_path / "writer-home"), store_writer="process"):
+        store = get_store(get_settings())
+        assert isinstance(store, EmbeddedStore)
+        yield store
+        close_stores()
+
+
+def _wait_until_ready(store: EmbeddedStore) -> int:
+    """Flush until the writer has taken over; its pid."""
+    deadline = time.monotonic() + 60
+    while store._writer is None or not store._writer.ready:
+        assert time.monotonic() < deadline, "the writer process never became ready"
+        store.flush()
+        time.sleep(0.02)
+    return store._writer.pid
+
+
+@task
+def double(x: int) -> int:
+    get_run_logger().info("doubling %d", x)
+    return 2 * x
+
+
+@flow
+def doubles(n: int) -> int:
+    return sum(double(i) for i in range(n))
+
+
+def test_runs_are_recorded_by_a_process_of_their_own(writer_store: EmbeddedStore) -> None:
+    doubles(3)  # the first flushes open the writer
+    writer_pid = _wait_until_ready(writer_store)
+    assert writer_pid != os.getpid()
+
+    assert doubles(300) == 2 * sum(range(300))
+    assert writer_store._writer is not None and writer_store._writer.pid == writer_pid
+    run = next(r for r in writer_store.read_flow_runs() if r.parameters == {"n": 300})
+    assert run.state is not None and run.state.is_completed()
+    task_runs = writer_store.read_task_runs(run.id)
+    assert len(task_runs) == 300
+    assert all(t.state is not None and t.state.is_completed() for t in task_runs)
+    states = writer_store.read_states(task_runs[-1].id)
+    assert [s.name for s in states] == ["Pending", "Running", "Completed"]
+    messages = [log.message for log in writer_store.read_logs(run.id)]
+    assert sum(message.startswith("doubling ") for message in messages) == 300
+    # The writer holds its lock while it lives, and removes it when the store closes.
+    lock = (
+        writers_folder(writer_store._settings.home) / f"{socket.gethostname()}-{os.getpid()}.lock"
+    )
+    assert lock.exists()
+    close_stores()
+    assert not lock.exists()
+
+
+def test_a_killed_writer_loses_nothing(writer_store: EmbeddedStore) -> None:
+    doubles(3)
+    writer_pid = _wait_until_ready(writer_store)
+
+    @task
+    def step(i: int) -> int:
+        if i == 150:
+            os.kill(writer_pid, signal.SIGKILL)
+            os.waitpid(writer_pid, 0)
+        return i
+
+    @flow
+    def steps() -> int:
+        total = 0
+        for i in range(300):
+            total += step(i)
+            if i % 50 == 0:
+                writer_store._drain()  # hand batches over before and after the kill
+        return total
+
+    assert steps() == sum(range(300))
+    assert writer_store._writer is None  # this process writes from now on
+    run = next(r for r in writer_store.read_flow_runs() if r.flow_name == "steps")
+    assert run.state is not None and run.state.is_completed()
+    task_runs = writer_store.read_task_runs(run.id)
+    assert sorted(t.dynamic_key for t in task_runs) == list(range(300))
+    assert all(t.state is not None and t.state.is_completed() for t in task_runs)
+    for task_run in task_runs:
+        names = [s.name for s in writer_store.read_states(task_run.id)]
+        assert names == ["Pending", "Running", "Completed"], task_run.name
+
+
+def _log_in_child(i: int) -> int:
+    get_run_logger().info("child %d says hi", i)
+    return i
+
+
+def test_forked_children_neither_use_nor_hold_the_writer(writer_store: EmbeddedStore) -> None:
+    import multiprocessing
+
+    doubles(3)
+    _wait_until_ready(writer_store)
+
+    @task
+    def fan_out() -> list[int]:
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            return pool.map(_log_in_child, range(4))
+
+    @flow
+    def pipeline() -> list[int]:
+        return fan_out()
+
+    assert pipeline() == [0, 1, 2, 3]
+    run = next(r for r in writer_store.read_flow_runs() if r.flow_name == "pipeline")
+    messages = {log.message for log in writer_store.read_logs(run.id)}
+    assert {f"child {i} says hi" for i in range(4)} <= messages
+    assert writer_store._writer is not None and writer_store._writer.ready
+
+
+_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time
+
+    from riverrun import flow, task
+    from riverrun.store import get_store
+
+    @task
+    def step(i: int) -> int:
+        return i
+
+    @flow(name="interrupted")
+    def interrupted() -> None:
+        store = get_store()
+        step(-1)
+        while store._writer is None or not store._writer.ready:
+            store.flush()
+            time.sleep(0.02)
+        for i in range(400):
+            step(i)
+        store._drain()  # handed to the writer, not confirmed yet
+        print("handed", store._writer.pid, flush=True)
+        time.sleep(60)
+
+    interrupted()
+    """
+)
+
+
+@pytest.mark.slow
+def test_the_writer_finishes_what_it_was_handed_when_its_parent_is_killed(
+    tmp_path: Path, store: RunStore
+) -> None:
+    script = tmp_path / "interrupted.py"
+    script.write_text(_SCRIPT)
+    home = tmp_path / "killed-home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERRUN_")}
+    # A long flush interval: the 400 runs' events travel to the writer in one batch.
+    env.update(RIVERRUN_HOME=str(home), RIVERRUN_STORE_WRITER="process")
+    env.update(RIVERRUN_FLUSH_INTERVAL="30", RIVERRUN_LOGGING_LEVEL="WARNING")
+    child = subprocess.Popen(
+        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    assert line.startswith("handed"), line
+    writer_pid = int(line.split()[1])
+    child.kill()
+    child.wait()
+    child.stdout.close()
+
+    with temporary_settings(home=str(home)):
+        close_stores()
+        swept = get_store(get_settings())
+        crashed = swept.mark_crashed_runs()  # waits for the writer to finish first
+        [run] = swept.read_flow_runs()
+        assert crashed == [run.id]
+        task_runs = swept.read_task_runs(run.id)
+        assert len(task_runs) == 401
+        assert all(t.state is not None and t.state.name == "Completed" for t in task_runs)
+        close_stores()
+    assert _exits(writer_pid), "the writer outlived its work"
+
+
+def _exits(pid: int, within: float = 30.0) -> bool:
+    """Whether ``pid`` exits within the time (a zombie nobody reaps counts as exited)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rpartition(")")[2].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_the_crash_sweep_waits_for_a_dead_processs_writer(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folder = writers_folder(tmp_path)
+    folder.mkdir(parents=True)
+    lock = folder / f"{socket.gethostname()}-{dead.pid}.lock"
+    held = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    released_at: list[float] = []
+
+    def finish_later() -> None:
+        time.sleep(0.3)
+        released_at.append(time.monotonic())
+        fcntl.flock(held, fcntl.LOCK_UN)
+
+    finisher = threading.Thread(target=finish_later)
+    finisher.start()
+    alive = {os.getpid()}
+    wait_for_writers(tmp_path, lambda pid: pid in alive)
+    done_at = time.monotonic()
+    finisher.join()
+    os.close(held)
+    assert released_at and done_at >= released_at[0]
+    assert not lock.exists()
+
+
+def test_the_sweep_leaves_a_living_processs_writer_alone(tmp_path: Path) -> None:
+    folder = writers_folder(tmp_path)
+    folder.mkdir(parents=True)
+    lock = folder / f"{socket.gethostname()}-{os.getpid()}.lock"
+    held = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        wait_for_writers(tmp_path, lambda pid: True)  # returns at once: not waited on
+        assert lock.exists()
+    finally:
+        os.close(held)
+
+
+def test_an_unknown_writer_setting_is_refused_by_name() -> None:
+    with temporary_settings(store_writer="fast"), pytest.raises(ValueError) as caught:
+        get_settings()
+    assert "RIVERRUN_STORE_WRITER='fast'" in str(caught.value)
+
+
+@pytest.mark.parametrize(("mode", "starts"), [("auto", True), ("thread", False)])
+def test_auto_hands_over_once_a_process_records_a_lot(
+    tmp_path: Path, mode: str, starts: bool
+) -> None:
+    from riverrun.store.embedded import _WRITER_AFTER
+
+    close_stores()
+    with temporary_settings(home=str(tmp_path / mode), store_writer=mode):
+        store = get_store(get_settings())
+        assert isinstance(store, EmbeddedStore)
+        doubles(10)
+        store.flush()
+        assert store._writer is None  # a small flow: no process started for it
+        doubles(_WRITER_AFTER // 4)  # a task run is four or more events
+        store.flush()
+        assert (store._writer is not None) is starts
+        runs = store.read_flow_runs()
+        assert sum(len(store.read_task_runs(run.id)) for run in runs) == 10 + _WRITER_AFTER // 4
+        close_stores()
