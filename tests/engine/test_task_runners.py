@@ -302,7 +302,7 @@ def test_submitting_faster_than_tasks_run_waits_for_the_pool(
             tick.submit(i)
             executor = runner._executor
             assert executor is not None
-            longest = max(longest, executor._work_queue.qsize())
+            longest = max(longest, executor.qsize())
 
     flood()
     assert backlog // 2 <= longest <= backlog + 1
