@@ -101,6 +101,10 @@ class FlowRunContext:
             if idle is not None:
                 _resolve(idle)
 
+    def has_pending(self) -> bool:
+        """Whether a tracked task run has not finished yet."""
+        return bool(self._pending)
+
     def all_done(self) -> Future[None]:
         """A future that is done once every tracked task run has finished (also those
         submitted meanwhile by running tasks). Waiting on it holds no results."""
