@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import inspect
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, ParamSpec, TypeVar, overload
 
@@ -25,6 +25,7 @@ __all__ = ["Task", "exponential_backoff", "task", "task_input_hash"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 TaskHook = Callable[["Task[..., Any]", "TaskRun", "State"], Any]
 RetryCondition = Callable[["Task[..., Any]", "TaskRun", "State"], bool]
@@ -290,6 +291,15 @@ class Task(Generic[P, R]):
         wait_for = self._pop_wait_for(kwargs)
         return engine.call_task(self, args, kwargs, return_state=return_state, wait_for=wait_for)
 
+    # An async task's future gives what its coroutine returns, not the coroutine.
+    @overload
+    def submit(
+        self: Task[P, Coroutine[Any, Any, T]], *args: Any, **kwargs: Any
+    ) -> RiverrunFuture[T]: ...
+
+    @overload
+    def submit(self: Task[P, T], *args: Any, **kwargs: Any) -> RiverrunFuture[T]: ...
+
     def submit(self, *args: Any, **kwargs: Any) -> RiverrunFuture[Any]:
         """Start the task in the flow's task runner and return a future at once.
 
@@ -301,6 +311,14 @@ class Task(Generic[P, R]):
         engine = _engine or _load_engine()
         wait_for = self._pop_wait_for(kwargs) if kwargs else None
         return engine.submit_task(self, args, kwargs, wait_for)
+
+    @overload
+    def map(
+        self: Task[P, Coroutine[Any, Any, T]], *args: Any, **kwargs: Any
+    ) -> RiverrunFutureList[T]: ...
+
+    @overload
+    def map(self: Task[P, T], *args: Any, **kwargs: Any) -> RiverrunFutureList[T]: ...
 
     def map(self, *args: Any, **kwargs: Any) -> RiverrunFutureList[Any]:
         """Submit one run per item of the iterable arguments, zipped together.
