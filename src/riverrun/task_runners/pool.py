@@ -2,7 +2,7 @@
 
 It keeps the contract of ``concurrent.futures.ThreadPoolExecutor`` that the runner
 relies on, with less work per call: a submitted call is one tuple on a queue (no work
-item object) and a worker found idle is claimed under one plain lock (no semaphore).
+item object) and a worker found idle is claimed under a plain lock (no semaphore).
 
 Invariants:
 - Threads start only when no idle worker can be claimed, up to ``max_workers``; a worker
@@ -39,8 +39,11 @@ class ThreadPool:
         self._max_workers = max_workers
         self._prefix = thread_name_prefix
         self._queue: SimpleQueue[_Item | None] = SimpleQueue()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # submit, thread starts and shutdown
         self._threads: list[threading.Thread] = []
+        # Workers waiting for a call and not yet claimed by a submit. Its own lock: a
+        # worker counting itself idle must not wait for a submit starting a thread.
+        self._idle_lock = threading.Lock()
         self._idle = 0
         self._shutdown = False
         _pools.add(self)
@@ -60,9 +63,11 @@ class ThreadPool:
             if self._shutdown or _exiting:
                 raise RuntimeError("cannot schedule new calls after the pool is shut down")
             self._queue.put((future, fn, args))
-            if self._idle:
-                self._idle -= 1
-            elif len(self._threads) < self._max_workers:
+            with self._idle_lock:
+                claimed = self._idle > 0
+                if claimed:
+                    self._idle -= 1
+            if not claimed and len(self._threads) < self._max_workers:
                 self._start_worker()
         return future
 
@@ -74,7 +79,7 @@ class ThreadPool:
         self._threads.append(thread)
 
     def _work(self) -> None:
-        queue, lock = self._queue, self._lock
+        queue, lock = self._queue, self._idle_lock
         while True:
             item = queue.get()
             if item is None:
