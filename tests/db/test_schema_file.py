@@ -13,7 +13,7 @@ from sqlalchemy import JSON
 from riverrun.db import schema_file, statements
 from riverrun.db.engine import HEAD_REVISION, create_db_engine
 from riverrun.db.sqlite import SCHEMA_FILE, SQLiteDatabase
-from riverrun.db.tables import UTCDateTime, metadata
+from riverrun.db.tables import UTCDateTime, flow_runs, metadata, task_runs
 from tests.db.test_migrations import alembic_config
 
 
@@ -111,3 +111,8 @@ def test_statements_convert_exactly_the_timestamp_and_json_columns() -> None:
     assert json_columns == statements.JSON_COLUMNS
     # Conversion goes by name: a name must mean the same kind in every table.
     assert not (timestamps | json_columns) & others
+
+
+def test_the_run_columns_read_back_are_the_tables_columns() -> None:
+    assert set(statements.FLOW_RUN_COLUMNS) == set(flow_runs.columns.keys())
+    assert set(statements.TASK_RUN_COLUMNS) == set(task_runs.columns.keys())

@@ -20,8 +20,9 @@ from alembic import command
 from sqlalchemy import insert, select
 
 from riverrun.cli.main import main
+from riverrun.db import repository
 from riverrun.db.engine import HEAD_REVISION, create_db_engine, current_revision, migrate
-from riverrun.db.tables import metadata
+from riverrun.db.tables import metadata, task_runs
 from riverrun.exceptions import StoreUnavailableError
 from riverrun.settings import temporary_settings
 from riverrun.states import Completed, Running
@@ -122,19 +123,30 @@ def test_rows_written_through_sqlite3_are_what_sqlalchemy_reads_and_writes(
         store.write_cache_entry(cache)
         store.flush()
 
-        # Read back through the SQLAlchemy reads: every field, aware datetimes included.
-        read = store.read_flow_run(flow_run.id)
-        for name in _fields(flow_run):
-            if name != "state":
-                assert getattr(read, name) == getattr(flow_run, name), name
-        assert read.state is not None and read.state.name == "Running"
-        assert read.created is not None and read.created.tzinfo is UTC
-        [read_task] = store.read_task_runs(flow_run.id)
-        for name in _fields(task_run):
-            if name != "state":
-                assert getattr(read_task, name) == getattr(task_run, name), name
-        assert read_task.state is not None and read_task.state.name == "Completed"
-        assert read_task.state.message == "done"
+        # Read back through SQLAlchemy's typed reads (the listing, a Core select) and
+        # the driver-level ones: every field, aware datetimes included.
+        [listed_run] = store.read_flow_runs()
+        engine = create_db_engine(url)
+        try:
+            with engine.connect() as connection:
+                [core_task] = [
+                    repository._task_run(row) for row in connection.execute(select(task_runs))
+                ]
+        finally:
+            engine.dispose()
+        for read in (listed_run, store.read_flow_run(flow_run.id)):
+            for name in _fields(flow_run):
+                if name != "state":
+                    assert getattr(read, name) == getattr(flow_run, name), name
+            assert read.state is not None and read.state.name == "Running"
+            assert read.created is not None and read.created.tzinfo is UTC
+        for read_task in (core_task, *store.read_task_runs(flow_run.id)):
+            for name in _fields(task_run):
+                if name != "state":
+                    assert getattr(read_task, name) == getattr(task_run, name), name
+            assert read_task.state is not None and read_task.state.name == "Completed"
+            assert read_task.state.message == "done"
+            assert read_task.end_time is not None and read_task.end_time.tzinfo is UTC
         assert [(s.name, s.timestamp.tzinfo) for s in store.read_states(task_run.id)] == [
             ("Running", UTC),
             ("Completed", UTC),
@@ -179,7 +191,8 @@ _HELLO = textwrap.dedent(
     import sys
     import time
 
-    from riverrun import flow, get_run_logger, task
+    from riverrun import flow, get_run_logger, resume_flow_run, task
+    from riverrun.context import flow_run_context
     from riverrun.store import close_stores, get_store
     from riverrun.tasks import task_input_hash
 
@@ -205,6 +218,27 @@ _HELLO = textwrap.dedent(
         time.sleep(0.01)
     assert writer.ready
     assert hello() == "hello world"  # a cache hit, recorded through the writer
+
+    broken = [True]
+    flaky_ids = []
+
+
+    @task
+    def step() -> int:
+        if broken[0]:
+            raise RuntimeError("broken")
+        return 1
+
+
+    @flow(persist_result=True)
+    def flaky() -> int:
+        flaky_ids.append(flow_run_context.get().flow_run.id)
+        return step()
+
+
+    assert flaky(return_state=True).is_failed()
+    broken[0] = False
+    assert resume_flow_run(flaky_ids[0], flow=flaky).result() == 1
     close_stores()
     print(json.dumps(sorted(sys.modules)))
     """
@@ -235,7 +269,10 @@ def test_a_flow_and_its_writer_process_import_neither_sqlalchemy_nor_alembic(
     assert heavy == []
 
     with riverrun_test_harness(home) as store:
-        runs = store.read_flow_runs()
+        [resumed] = store.read_flow_runs(flow_name="flaky")
+        assert resumed.state is not None and resumed.state.is_completed()
+        assert resumed.run_count == 2
+        runs = store.read_flow_runs(flow_name="hello")
         assert [run.state.name if run.state else None for run in runs] == ["Completed"] * 2
         for run in runs:
             [task_run] = store.read_task_runs(run.id)

@@ -1,4 +1,5 @@
-"""Every query riverrun runs, written once for SQLite and PostgreSQL."""
+"""Queries written once for SQLite and PostgreSQL: SQLAlchemy Core off the run path, and
+the run path's driver-level statements (``statements.py``) on a SQLAlchemy connection."""
 
 from __future__ import annotations
 
@@ -6,14 +7,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, delete, func, or_, select
 
 from riverrun.db import statements
 from riverrun.db.engine import read_connection
-from riverrun.db.statements import Batch, flow_run_row, state_columns, state_row, task_run_row
-from riverrun.db.tables import cache_entries, flow_runs, logs, states, task_runs
-from riverrun.exceptions import ObjectNotFoundError
-from riverrun.states import TYPE_VALUES, State, StateType
+from riverrun.db.statements import Batch, flow_run_row, state_row, task_run_row
+from riverrun.db.tables import cache_entries, flow_runs, logs, states
+from riverrun.states import State
 from riverrun.store.protocol import CacheEntry, FlowRun, LogEntry, StateRecord, TaskRun
 
 __all__ = [
@@ -54,8 +54,9 @@ class _ConnectionDriver:
         else:  # another PostgreSQL driver taking "%s" (create_db_engine allows no other)
             self.dialect = statements.POSTGRESQL_JSON_TEXT
 
-    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._connection.exec_driver_sql(statement, [tuple(row) for row in rows])
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> int:
+        result = self._connection.exec_driver_sql(statement, [tuple(row) for row in rows])
+        return int(result.rowcount)
 
     def query(self, statement: str, parameters: Sequence[Any] = ()) -> list[Sequence[Any]]:
         return list(self._connection.exec_driver_sql(statement, tuple(parameters)).all())
@@ -94,53 +95,12 @@ def apply_batch(connection: Connection, batch: Batch) -> None:
     statements.apply_batch(_ConnectionDriver(connection), batch)
 
 
-def _state(row: Row[Any]) -> State | None:
-    if row.state_type is None:
-        return None
-    return State(StateType(row.state_type), row.state_name, message=row.state_message)
-
-
 def _flow_run(row: Row[Any]) -> FlowRun:
-    return FlowRun(
-        id=row.id,
-        name=row.name,
-        flow_name=row.flow_name,
-        parameters=row.parameters,
-        tags=list(row.tags),
-        parent_flow_run_id=row.parent_flow_run_id,
-        parent_task_run_id=row.parent_task_run_id,
-        state=_state(row),
-        run_count=row.run_count,
-        created=row.created,
-        start_time=row.start_time,
-        end_time=row.end_time,
-        hostname=row.hostname,
-        pid=row.pid,
-        heartbeat=row.heartbeat,
-        entrypoint=row.entrypoint,
-        resume_parameters=row.resume_parameters,
-    )
+    return statements.flow_run_record(row._mapping)
 
 
 def _task_run(row: Row[Any]) -> TaskRun:
-    return TaskRun(
-        id=row.id,
-        name=row.name,
-        task_name=row.task_name,
-        flow_run_id=row.flow_run_id,
-        dynamic_key=row.dynamic_key,
-        tags=list(row.tags),
-        state=_state(row),
-        run_count=row.run_count,
-        created=row.created,
-        start_time=row.start_time,
-        end_time=row.end_time,
-        cache_key=row.cache_key,
-        upstream_task_run_ids=list(row.upstream_task_run_ids),
-        subflow_run_id=row.subflow_run_id,
-        task_key=row.task_key,
-        result=row.result,
-    )
+    return statements.task_run_record(row._mapping)
 
 
 def select_flow_runs(
@@ -168,25 +128,11 @@ def select_flow_runs(
 
 
 def select_flow_run(connection: Connection, flow_run_id: str) -> FlowRun:
-    row = connection.execute(select(flow_runs).where(flow_runs.c.id == flow_run_id)).first()
-    if row is None:
-        # Accept a unique prefix, as the CLI shows ids shortened.
-        matches = connection.execute(
-            select(flow_runs).where(flow_runs.c.id.startswith(flow_run_id, autoescape=True))
-        ).all()
-        if len(matches) != 1 or len(flow_run_id) < 4:
-            raise ObjectNotFoundError("flow run", flow_run_id)
-        row = matches[0]
-    return _flow_run(row)
+    return statements.select_flow_run(_ConnectionDriver(connection), flow_run_id)
 
 
 def select_task_runs(connection: Connection, flow_run_id: str) -> list[TaskRun]:
-    query = (
-        select(task_runs)
-        .where(task_runs.c.flow_run_id == flow_run_id)
-        .order_by(task_runs.c.created, task_runs.c.id)
-    )
-    return [_task_run(row) for row in connection.execute(query)]
+    return statements.select_task_runs(_ConnectionDriver(connection), flow_run_id)
 
 
 def select_states(connection: Connection, run_id: str) -> list[StateRecord]:
@@ -256,28 +202,7 @@ def delete_cache_entries(
     return removed
 
 
-_ENDED_UNCOMPLETED = [
-    TYPE_VALUES[StateType.FAILED],
-    TYPE_VALUES[StateType.CRASHED],
-    TYPE_VALUES[StateType.CANCELLED],
-]
-
-
 def restart_flow_run(connection: Connection, run: FlowRun, state: State) -> bool:
     """Move ``run`` to ``state`` if it is still Failed, Crashed or Cancelled (one
     conditional UPDATE: of two processes racing, one wins)."""
-    moved = connection.execute(
-        update(flow_runs)
-        .where(flow_runs.c.id == run.id, flow_runs.c.state_type.in_(_ENDED_UNCOMPLETED))
-        .values(
-            hostname=run.hostname,
-            pid=run.pid,
-            heartbeat=run.heartbeat,
-            end_time=None,
-            **state_columns(state),
-        )
-    ).rowcount
-    if moved != 1:
-        return False
-    connection.execute(insert(states), [state_row(run.id, "flow", state)])
-    return True
+    return statements.restart_flow_run(_ConnectionDriver(connection), run, state)

@@ -22,6 +22,7 @@ with ``configure`` below):
 from __future__ import annotations
 
 import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -88,11 +89,10 @@ class _Driver:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
 
-    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> int:
         if len(rows) == 1:
-            self._connection.execute(statement, rows[0])
-        else:
-            self._connection.executemany(statement, rows)
+            return self._connection.execute(statement, rows[0]).rowcount
+        return self._connection.executemany(statement, rows).rowcount
 
     def query(self, statement: str, parameters: Sequence[Any] = ()) -> list[Sequence[Any]]:
         return self._connection.execute(statement, parameters).fetchall()
@@ -102,7 +102,9 @@ class SQLiteDatabase:
     """A SQLite file: pooled ``sqlite3`` connections and the run path's transactions."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
+        # Absolute once, as SQLAlchemy's engine makes it: a flow changing the working
+        # folder must not send later connections to another file.
+        self.path = os.path.abspath(path)
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()

@@ -16,14 +16,15 @@ writes and reads back, so either side reads what the other wrote.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any, Protocol
 
-from riverrun.states import TYPE_VALUES, State
+from riverrun.exceptions import ObjectNotFoundError
+from riverrun.states import TYPE_VALUES, State, StateType
 from riverrun.store.protocol import CacheEntry, FlowRun, TaskRun
 
 __all__ = [
@@ -105,9 +106,10 @@ class Dialect:
     write_timestamp: Callable[[Any], Any]
     write_json: Callable[[Any], Any]
     read_timestamp: Callable[[Any], datetime | None]
+    read_json: Callable[[Any], Any]
 
 
-SQLITE = Dialect("sqlite", "?", sqlite_timestamp, _sqlite_json, _read_sqlite_timestamp)
+SQLITE = Dialect("sqlite", "?", sqlite_timestamp, _sqlite_json, _read_sqlite_timestamp, json.loads)
 
 
 def _postgres_json(value: Any) -> Any:
@@ -116,9 +118,10 @@ def _postgres_json(value: Any) -> Any:
     return Json(value)
 
 
-POSTGRESQL = Dialect("postgresql", "%s", _identity, _postgres_json, _read_aware)
+# The drivers give JSON back decoded.
+POSTGRESQL = Dialect("postgresql", "%s", _identity, _postgres_json, _read_aware, _identity)
 # Other PostgreSQL drivers (psycopg2) take JSON as text the server casts.
-POSTGRESQL_JSON_TEXT = Dialect("postgresql", "%s", _identity, json.dumps, _read_aware)
+POSTGRESQL_JSON_TEXT = Dialect("postgresql", "%s", _identity, json.dumps, _read_aware, _identity)
 
 
 class Driver(Protocol):
@@ -127,7 +130,8 @@ class Driver(Protocol):
     @property
     def dialect(self) -> Dialect: ...
 
-    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Run ``statement`` once per row; the number of rows it changed."""
 
     def query(self, statement: str, parameters: Sequence[Any] = ()) -> list[Sequence[Any]]: ...
 
@@ -232,6 +236,57 @@ def state_row(
         "message": state.message if message is None else message,
         "timestamp": state.timestamp,
     }
+
+
+def flow_run_record(row: Mapping[Any, Any]) -> FlowRun:
+    """A ``flow_runs`` row (its values as SQLAlchemy reads them) as a ``FlowRun``."""
+    return FlowRun(
+        id=row["id"],
+        name=row["name"],
+        flow_name=row["flow_name"],
+        parameters=row["parameters"],
+        tags=list(row["tags"]),
+        parent_flow_run_id=row["parent_flow_run_id"],
+        parent_task_run_id=row["parent_task_run_id"],
+        state=_state(row),
+        run_count=row["run_count"],
+        created=row["created"],
+        start_time=row["start_time"],
+        end_time=row["end_time"],
+        hostname=row["hostname"],
+        pid=row["pid"],
+        heartbeat=row["heartbeat"],
+        entrypoint=row["entrypoint"],
+        resume_parameters=row["resume_parameters"],
+    )
+
+
+def task_run_record(row: Mapping[Any, Any]) -> TaskRun:
+    """A ``task_runs`` row (its values as SQLAlchemy reads them) as a ``TaskRun``."""
+    return TaskRun(
+        id=row["id"],
+        name=row["name"],
+        task_name=row["task_name"],
+        flow_run_id=row["flow_run_id"],
+        dynamic_key=row["dynamic_key"],
+        tags=list(row["tags"]),
+        state=_state(row),
+        run_count=row["run_count"],
+        created=row["created"],
+        start_time=row["start_time"],
+        end_time=row["end_time"],
+        cache_key=row["cache_key"],
+        upstream_task_run_ids=list(row["upstream_task_run_ids"]),
+        subflow_run_id=row["subflow_run_id"],
+        task_key=row["task_key"],
+        result=row["result"],
+    )
+
+
+def _state(row: Mapping[Any, Any]) -> State | None:
+    if row["state_type"] is None:
+        return None
+    return State(StateType(row["state_type"]), row["state_name"], message=row["state_message"])
 
 
 # -- statement text -----------------------------------------------------------------------
@@ -401,3 +456,147 @@ def upsert_cache_entry(driver: Driver, entry: CacheEntry) -> None:
 def select_limit_names(driver: Driver) -> frozenset[str]:
     """The names of every concurrency limit."""
     return frozenset(row[0] for row in driver.query('SELECT "name" FROM "concurrency_limits"'))
+
+
+# -- resuming a flow run ------------------------------------------------------------------
+
+# The columns of the two run tables, as the records above take them (a test keeps them
+# equal to tables.py).
+FLOW_RUN_COLUMNS = (
+    "id",
+    "name",
+    "flow_name",
+    "state_type",
+    "state_name",
+    "state_message",
+    "parameters",
+    "tags",
+    "parent_flow_run_id",
+    "parent_task_run_id",
+    "run_count",
+    "created",
+    "start_time",
+    "end_time",
+    "hostname",
+    "pid",
+    "heartbeat",
+    "entrypoint",
+    "resume_parameters",
+)
+TASK_RUN_COLUMNS = (
+    "id",
+    "flow_run_id",
+    "name",
+    "task_name",
+    "dynamic_key",
+    "state_type",
+    "state_name",
+    "state_message",
+    "tags",
+    "run_count",
+    "cache_key",
+    "upstream_task_run_ids",
+    "subflow_run_id",
+    "created",
+    "start_time",
+    "end_time",
+    "task_key",
+    "result",
+)
+
+
+def _select_text(dialect: Dialect, table: str, columns: tuple[str, ...], where: str) -> str:
+    return _statement(
+        ("select", dialect.placeholder, table, where),
+        lambda: 'SELECT {} FROM "{}" WHERE {}'.format(
+            ", ".join(f'"{name}"' for name in columns),
+            table,
+            where.replace("?", dialect.placeholder),
+        ),
+    )
+
+
+def _reader(
+    dialect: Dialect, columns: tuple[str, ...]
+) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    """A function turning a row as the driver gives it into values as SQLAlchemy reads
+    them (aware datetimes, decoded JSON)."""
+    conversions = [
+        dialect.read_timestamp
+        if name in TIMESTAMP_COLUMNS
+        else dialect.read_json
+        if name in JSON_COLUMNS
+        else _identity
+        for name in columns
+    ]
+    return lambda row: {
+        name: convert(value) for name, convert, value in zip(columns, conversions, row, strict=True)
+    }
+
+
+def select_flow_run(driver: Driver, flow_run_id: str) -> FlowRun:
+    """The flow run with this id, or else the only one whose id starts with it (the CLI
+    shows ids shortened).
+
+    Raises:
+        ObjectNotFoundError: none, or more than one, or a prefix under 4 characters.
+    """
+    dialect = driver.dialect
+    read = _reader(dialect, FLOW_RUN_COLUMNS)
+    rows = driver.query(
+        _select_text(dialect, "flow_runs", FLOW_RUN_COLUMNS, '"id" = ?'), (flow_run_id,)
+    )
+    if not rows:
+        pattern = flow_run_id.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+        rows = driver.query(
+            _select_text(dialect, "flow_runs", FLOW_RUN_COLUMNS, "\"id\" LIKE ? ESCAPE '/'"),
+            (pattern,),
+        )
+        if len(rows) != 1 or len(flow_run_id) < 4:
+            raise ObjectNotFoundError("flow run", flow_run_id)
+    return flow_run_record(read(rows[0]))
+
+
+def select_task_runs(driver: Driver, flow_run_id: str) -> list[TaskRun]:
+    """The task runs of a flow run, oldest first."""
+    dialect = driver.dialect
+    read = _reader(dialect, TASK_RUN_COLUMNS)
+    statement = _select_text(
+        dialect, "task_runs", TASK_RUN_COLUMNS, '"flow_run_id" = ? ORDER BY "created", "id"'
+    )
+    return [task_run_record(read(row)) for row in driver.query(statement, (flow_run_id,))]
+
+
+_ENDED_UNCOMPLETED = (
+    TYPE_VALUES[StateType.FAILED],
+    TYPE_VALUES[StateType.CRASHED],
+    TYPE_VALUES[StateType.CANCELLED],
+)
+
+
+def restart_flow_run(driver: Driver, run: FlowRun, state: State) -> bool:
+    """Move ``run`` to ``state`` if it is still Failed, Crashed or Cancelled (one
+    conditional UPDATE: of two processes racing, one wins)."""
+    dialect = driver.dialect
+    values = {
+        "hostname": run.hostname,
+        "pid": run.pid,
+        "heartbeat": run.heartbeat,
+        "end_time": None,
+        **state_columns(state),
+    }
+    columns = tuple(values)
+    mark = dialect.placeholder
+    statement = _statement(
+        ("restart", mark),
+        lambda: 'UPDATE "flow_runs" SET {} WHERE "id" = {} AND "state_type" IN ({})'.format(
+            ", ".join(f'"{name}" = {mark}' for name in columns),
+            mark,
+            ", ".join([mark] * len(_ENDED_UNCOMPLETED)),
+        ),
+    )
+    row = (*_converter(dialect, columns)(values), run.id, *_ENDED_UNCOMPLETED)
+    if driver.executemany(statement, [row]) != 1:
+        return False
+    insert_rows(driver, "states", [state_row(run.id, "flow", state)])
+    return True

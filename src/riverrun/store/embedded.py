@@ -267,12 +267,10 @@ class EmbeddedStore:
             return repository.delete_cache_entries(connection, task_name=task_name, key=key)
 
     def restart_flow_run(self, run: FlowRun, state: State) -> bool:
-        from riverrun.db import repository
-
         self.flush()  # the run's own earlier events first
         run.heartbeat = datetime.now(UTC)
-        with self._engine.begin() as connection:
-            moved = repository.restart_flow_run(connection, run, state)
+        with self._db.write() as driver:
+            moved = statements.restart_flow_run(driver, run, state)
         if moved:
             run.state = state
             run.end_time = None
@@ -530,18 +528,14 @@ class EmbeddedStore:
             )
 
     def read_flow_run(self, flow_run_id: str) -> FlowRun:
-        from riverrun.db import repository
-
         self.flush()
-        with self._read_connection() as connection:
-            return repository.select_flow_run(connection, flow_run_id)
+        with self._db.read() as driver:
+            return statements.select_flow_run(driver, flow_run_id)
 
     def read_task_runs(self, flow_run_id: str) -> list[TaskRun]:
-        from riverrun.db import repository
-
         self.flush()
-        with self._read_connection() as connection:
-            return repository.select_task_runs(connection, flow_run_id)
+        with self._db.read() as driver:
+            return statements.select_task_runs(driver, flow_run_id)
 
     def read_states(self, run_id: str) -> list[StateRecord]:
         from riverrun.db import repository
