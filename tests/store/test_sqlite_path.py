@@ -334,3 +334,28 @@ def test_a_sqlite_file_that_cannot_be_opened_is_store_unavailable(tmp_path: Path
     close_stores()
     assert "unable to open database file" in str(caught.value)
     assert str(tmp_path) in str(caught.value)
+
+
+def test_a_database_locked_past_the_timeout_keeps_the_events_for_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import riverrun.db.sqlite
+
+    monkeypatch.setattr(riverrun.db.sqlite, "BUSY_TIMEOUT_MS", 50)
+    database = tmp_path / "locked.db"
+    url = f"sqlite:///{database}"
+    _, _, log, _ = _records()
+    with riverrun_test_harness(tmp_path / "home", database_url=url) as store:
+        assert isinstance(store, EmbeddedStore)
+        holder = sqlite3.connect(database, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another process writing, for too long
+        try:
+            store.record_log(log)
+            with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+                store.flush()
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        store.flush()  # kept, and written once the lock is free
+        rows = sqlite3.connect(database).execute("SELECT message FROM logs").fetchall()
+        assert rows == [(log.message,)]
