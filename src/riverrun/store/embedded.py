@@ -173,20 +173,24 @@ class EmbeddedStore:
         # only for what is off the run path (see db/sqlite.py). Anything else (as
         # PostgreSQL) goes through a SQLAlchemy engine.
         path = sqlite_path(self.url)
+        if path is None:
+            from riverrun.db.engine import redacted
+
+            self._shown_url = redacted(self.url)
+        else:
+            self._shown_url = self.url  # no password in a SQLite URL
         self._sa_engine: Engine | None = None
         self._engine_lock = threading.Lock()
         self._db: statements.Database
         try:
             if path is not None:
-                self._shown_url = self.url  # no password in a SQLite URL
                 sqlite_db = SQLiteDatabase(path)
                 self._db = sqlite_db
                 sqlite_db.migrate(self.url)
             else:
-                from riverrun.db.engine import create_db_engine, migrate, redacted
+                from riverrun.db.engine import create_db_engine, migrate
                 from riverrun.db.repository import EngineDatabase
 
-                self._shown_url = redacted(self.url)
                 self._sa_engine = create_db_engine(self.url)
                 self._db = EngineDatabase(self._sa_engine)
                 migrate(self._sa_engine)
