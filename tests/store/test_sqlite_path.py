@@ -197,7 +197,7 @@ _HELLO = textwrap.dedent(
     from riverrun.tasks import task_input_hash
 
 
-    @task(cache_key_fn=task_input_hash)
+    @task(cache_key_fn=task_input_hash, tags=["io"])  # tags: limit names are read
     def greet(name: str) -> str:
         get_run_logger().info("hello %s", name)
         return f"hello {name}"
