@@ -71,14 +71,40 @@ def timed(section: Callable[[], Any]) -> float:
 
 
 def recorded_task_runs(engine: str) -> int | None:
-    """Task runs recorded for the newest top-level flow run (riverrun only)."""
+    """Task runs recorded for the newest top-level flow run (riverrun only).
+
+    On the default SQLite file they are counted through ``sqlite3``: reading them back
+    through the store would import SQLAlchemy, which the run itself no longer does, into
+    the process whose whole time ``hello`` measures.
+    """
     if engine != "riverrun":
         return None
+    import sqlite3
+
+    from riverrun.db.sqlite import sqlite_path
+    from riverrun.settings import get_settings
     from riverrun.store import get_store
 
     store = get_store()
-    runs = [run for run in store.read_flow_runs() if run.parent_flow_run_id is None]
-    return len(store.read_task_runs(runs[0].id)) if runs else 0
+    store.flush()
+    path = sqlite_path(get_settings().database_url)
+    if path is None:
+        runs = [run for run in store.read_flow_runs() if run.parent_flow_run_id is None]
+        return len(store.read_task_runs(runs[0].id)) if runs else 0
+    connection = sqlite3.connect(path)
+    try:
+        newest = connection.execute(
+            "SELECT id FROM flow_runs WHERE parent_flow_run_id IS NULL "
+            "ORDER BY created DESC, id LIMIT 1"
+        ).fetchone()
+        if newest is None:
+            return 0
+        (count,) = connection.execute(
+            "SELECT count(*) FROM task_runs WHERE flow_run_id = ?", newest
+        ).fetchone()
+        return int(count)
+    finally:
+        connection.close()
 
 
 def report(args: Args, seconds: float, *, count_runs: bool = True) -> None:

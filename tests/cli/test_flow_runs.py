@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -329,6 +330,28 @@ def test_unusable_sqlite_path_is_one_line(
 
     assert code == 1
     assert re.fullmatch(r"Error: could not open the database at sqlite:///.*a-file.*\n", err)
+
+
+def test_a_database_that_cannot_be_read_is_one_line(
+    capsys: Capture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Opened at the head revision, then missing the table ``logs`` reads (through
+    # sqlite3, as the embedded store reads a flow run on SQLite).
+    database = tmp_path / "broken.db"
+    monkeypatch.setenv("RIVERRUN_DATABASE_URL", f"sqlite:///{database}")
+    assert cli(capsys, "flow-run", "ls")[0] == 0
+    connection = sqlite3.connect(database)
+    connection.execute("DROP TABLE flow_runs")
+    connection.close()
+
+    code, out, err = cli(capsys, "flow-run", "logs", "0123abcd")
+
+    assert (code, out) == (1, "")
+    assert re.fullmatch(
+        r"Error: could not read the database at sqlite:///.*broken\.db: no such table: "
+        r"flow_runs\n",
+        err,
+    )
 
 
 # -- formatting ---------------------------------------------------------------------------

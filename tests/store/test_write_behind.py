@@ -140,7 +140,7 @@ def test_the_queue_stays_bounded_when_runs_outpace_the_database(store: RunStore)
 def test_sqlite_timestamps_are_written_as_sqlalchemy_reads_them() -> None:
     from datetime import UTC, datetime, timedelta, timezone
 
-    from riverrun.db.repository import _sqlite_timestamp
+    from riverrun.db.statements import sqlite_timestamp as _sqlite_timestamp
 
     start = datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
     moments = [start, start + timedelta(microseconds=1), start + timedelta(seconds=1)]

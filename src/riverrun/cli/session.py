@@ -29,6 +29,8 @@ def open_store() -> Iterator[RunStore]:
             (the message names the URL with its password hidden).
     """
     # Imported here so that building the parser (and --help, --version) stays cheap.
+    import sqlite3
+
     from sqlalchemy.exc import SQLAlchemyError
 
     from riverrun.settings import get_settings
@@ -48,7 +50,7 @@ def open_store() -> Iterator[RunStore]:
         raise CliError(
             f"could not open the database at {error_url}: {_reason(error.__cause__ or error, url)}"
         ) from None
-    except (SQLAlchemyError, OSError, ImportError, ValueError) as error:
+    except (SQLAlchemyError, sqlite3.Error, OSError, ImportError, ValueError) as error:
         raise CliError(
             f"could not open the database at {safe_url(url)}: {_reason(error, url)}"
         ) from None
@@ -56,7 +58,7 @@ def open_store() -> Iterator[RunStore]:
         yield store
     except StoreUnavailableError as error:
         raise CliError(str(error)) from None
-    except SQLAlchemyError as error:
+    except (SQLAlchemyError, sqlite3.Error) as error:  # sqlite3: the embedded store's run path
         raise CliError(
             f"could not read the database at {safe_url(url)}: {_reason(error, url)}"
         ) from None

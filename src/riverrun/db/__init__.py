@@ -1,4 +1,5 @@
-"""Database: SQLAlchemy Core tables, the Alembic migration tree, engine set-up.
+"""Database: SQLAlchemy Core tables, the Alembic migration tree, engine set-up, and the
+run path's statements for ``sqlite3``.
 
 Invariants:
 - One migration tree (``migrations/``) creates the schema on SQLite and PostgreSQL
@@ -9,6 +10,12 @@ Invariants:
 - Migrations run once per process per database, under a file lock (SQLite) or an
   advisory lock (PostgreSQL), so many processes starting at once on a fresh home
   never race to create tables; Alembic is only imported when the schema is behind.
-- ``repository.py`` holds every query; the embedded store (and later the server) call
-  it, nothing else writes SQL.
+- Every statement is written once. The run path's (creating a flow run, the
+  write-behind batches, heartbeats, cache entries, limit names, resuming) are
+  driver-level SQL in ``statements.py``, sent through ``sqlite3`` (``sqlite.py``: a
+  flow's process on a SQLite file never imports SQLAlchemy) or through a SQLAlchemy
+  connection (PostgreSQL, the server); the rest are SQLAlchemy Core in
+  ``repository.py``, ``history.py``, ``liveness.py`` and ``concurrency.py``.
+- ``schema_sqlite.sql`` is generated from ``tables.py`` (``python -m
+  riverrun.db.schema_file``); a test fails when it is out of date.
 """

@@ -16,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import BindParameter, Connection, bindparam, delete, func, insert, select, update
 
+from riverrun.db import statements
+from riverrun.db.repository import connection_driver
 from riverrun.db.tables import concurrency_leases, concurrency_limits, concurrency_waiters
 from riverrun.exceptions import ConcurrencyLimitExistsError, ConcurrencyLimitNotFoundError
 from riverrun.orchestration import concurrency as rules
@@ -137,7 +139,7 @@ def reset_limit(connection: Connection, name: str, now: datetime) -> None:
 
 
 def select_limit_names(connection: Connection) -> frozenset[str]:
-    return frozenset(connection.scalars(select(_limits.c.name)))
+    return statements.select_limit_names(connection_driver(connection))
 
 
 def select_limits(

@@ -12,12 +12,23 @@ from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-__all__ = ["HEAD_REVISION", "create_db_engine", "migrate", "redacted", "write_connection"]
+from riverrun.db import sqlite
+from riverrun.db.sqlite import HEAD_REVISION
 
-# The newest revision in migrations/versions; a test keeps it equal to Alembic's head.
-HEAD_REVISION = "0005"
+__all__ = [
+    "ALEMBIC_VERSION_DDL",
+    "HEAD_REVISION",
+    "create_db_engine",
+    "migrate",
+    "redacted",
+    "write_connection",
+]
 
-_BUSY_TIMEOUT_MS = 60_000
+# The table Alembic itself keeps, as a database created at the head gets it.
+ALEMBIC_VERSION_DDL = (
+    "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+    "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+)
 _READ_OPTION = "riverrun_read"
 # PostgreSQL advisory lock held while migrating (any constant unique to riverrun).
 _MIGRATION_LOCK_KEY = 726_175_001
@@ -57,29 +68,20 @@ def _sqlite_engine(url: URL) -> Engine:
     Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
-        connect_args={"check_same_thread": False, "timeout": _BUSY_TIMEOUT_MS / 1000},
+        connect_args={"check_same_thread": False, "timeout": sqlite.BUSY_TIMEOUT_MS / 1000},
     )
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
-        # Take transaction control away from pysqlite so "begin" below decides how
-        # each transaction starts.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
+        sqlite.configure(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
-        # A deferred transaction that reads and then writes cannot wait for the lock in
-        # WAL mode (SQLITE_BUSY at once); IMMEDIATE takes the write lock up front and
-        # so waits its turn under busy_timeout.
+        # Transactions begin as in sqlite.py, which explains why writes are IMMEDIATE.
         if connection.get_execution_options().get(_READ_OPTION):
-            connection.exec_driver_sql("BEGIN")
+            connection.exec_driver_sql(sqlite.BEGIN_READ)
         else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            connection.exec_driver_sql(sqlite.BEGIN_WRITE)
 
     return engine
 
@@ -161,12 +163,7 @@ def _create_at_head(connection: Connection) -> None:
 
     metadata.create_all(connection)
     # The table Alembic itself keeps, so later upgrades start from here.
-    connection.execute(
-        text(
-            "CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL, "
-            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
-        )
-    )
+    connection.execute(text(ALEMBIC_VERSION_DDL.replace("TABLE", "TABLE IF NOT EXISTS", 1)))
     connection.execute(text("DELETE FROM alembic_version"))
     connection.execute(
         text("INSERT INTO alembic_version (version_num) VALUES (:head)"), {"head": HEAD_REVISION}

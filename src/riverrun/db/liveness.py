@@ -12,7 +12,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
-from riverrun.db.repository import state_row
+from riverrun.db import statements
+from riverrun.db.repository import connection_driver, state_row
 from riverrun.db.tables import concurrency_leases, flow_runs, states, task_runs
 from riverrun.orchestration.crashes import UNFINISHED_FLOW_RUN_TYPES
 from riverrun.states import FINAL_TYPES, State, StateType
@@ -44,10 +45,7 @@ class UnfinishedFlowRun:
 
 def update_heartbeats(connection: Connection, flow_run_ids: Sequence[str], now: datetime) -> None:
     """Set the heartbeat of the given flow runs to ``now``."""
-    if flow_run_ids:
-        connection.execute(
-            update(flow_runs).where(flow_runs.c.id.in_(flow_run_ids)).values(heartbeat=now)
-        )
+    statements.update_heartbeats(connection_driver(connection), flow_run_ids, now)
 
 
 def select_unfinished_flow_runs(connection: Connection) -> list[UnfinishedFlowRun]:

@@ -6,20 +6,20 @@ import atexit
 import collections
 import contextlib
 import logging
+import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
-
-from riverrun.db import concurrency, liveness, repository
-from riverrun.db.engine import create_db_engine, migrate, read_connection, redacted
+from riverrun.db import statements
+from riverrun.db.sqlite import SQLiteDatabase, sqlite_path
 from riverrun.exceptions import ConcurrencyLimitExistsError, StoreUnavailableError
 from riverrun.settings import Settings
 from riverrun.states import FINAL_TYPES, State
-from riverrun.store import crashes
 from riverrun.store.protocol import (
     CacheEntry,
     ConcurrencyLimit,
@@ -33,12 +33,35 @@ from riverrun.store.protocol import (
 )
 from riverrun.store.writer import WriterGone, WriterProcess, wait_for_writers
 
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
 __all__ = ["EmbeddedStore"]
 
 logger = logging.getLogger(__name__)
 
-# Errors meaning "the database cannot be reached or used right now": retry later.
-_UNAVAILABLE = (OperationalError, InterfaceError, TimeoutError)
+
+def _unavailable() -> tuple[type[BaseException], ...]:
+    """The errors meaning "the database cannot be reached or used right now": retry
+    later. SQLAlchemy's are among them once something imported it (never on SQLite's
+    run path, which uses ``sqlite3``)."""
+    errors: tuple[type[BaseException], ...] = (
+        sqlite3.OperationalError,
+        sqlite3.InterfaceError,
+        TimeoutError,
+    )
+    exc = sys.modules.get("sqlalchemy.exc")
+    if exc is not None:
+        errors += (exc.OperationalError, exc.InterfaceError)
+    return errors
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    """What opening or migrating the database raises when it cannot be used."""
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error, ImportError, ValueError)
+    exc = sys.modules.get("sqlalchemy.exc")
+    return errors if exc is None else (*errors, exc.SQLAlchemyError)
+
 
 # Event tags in the write-behind queue.
 _TASK_RUN, _STATE, _LOG = 0, 1, 2
@@ -73,10 +96,10 @@ def _text(value: str | None) -> str | None:
     return value.encode("utf-8", "replace").decode("utf-8")
 
 
-def _batch(events: list[tuple[int, Any]]) -> repository.Batch:
+def _batch(events: list[tuple[int, Any]]) -> statements.Batch:
     """Turn queued events into rows; a task run created in this batch gets its latest
     state columns in its INSERT instead of a separate UPDATE."""
-    batch = repository.Batch.empty()
+    batch = statements.Batch.empty()
     created: dict[str, dict[str, Any]] = {}
     for tag, payload in events:
         if tag == _TASK_RUN:
@@ -146,11 +169,33 @@ class EmbeddedStore:
 
     def __init__(self, settings: Settings) -> None:
         self.url = settings.database_url
+        # A plain SQLite file is recorded in through sqlite3; SQLAlchemy is imported
+        # only for what is off the run path (see db/sqlite.py). Anything else (as
+        # PostgreSQL) goes through a SQLAlchemy engine.
+        path = sqlite_path(self.url)
+        if path is None:
+            from riverrun.db.engine import redacted
+
+            self._shown_url = redacted(self.url)
+        else:
+            self._shown_url = self.url  # no password in a SQLite URL
+        self._sa_engine: Engine | None = None
+        self._engine_lock = threading.Lock()
+        self._db: statements.Database
         try:
-            self._engine = create_db_engine(settings.database_url)
-            migrate(self._engine)
-        except (SQLAlchemyError, ImportError, ValueError) as error:
-            raise StoreUnavailableError(redacted(self.url), _first_line(error)) from error
+            if path is not None:
+                sqlite_db = SQLiteDatabase(path)
+                self._db = sqlite_db
+                sqlite_db.migrate(self.url)
+            else:
+                from riverrun.db.engine import create_db_engine, migrate
+                from riverrun.db.repository import EngineDatabase
+
+                self._sa_engine = create_db_engine(self.url)
+                self._db = EngineDatabase(self._sa_engine)
+                migrate(self._sa_engine)
+        except _database_errors() as error:
+            raise StoreUnavailableError(self._shown_url, _first_line(error)) from error
         self._settings = settings
         self._interval = settings.flush_interval
         self._heartbeat_interval = settings.heartbeat_interval
@@ -173,7 +218,27 @@ class EmbeddedStore:
         atexit.register(self.close)
 
     def __repr__(self) -> str:
-        return f"EmbeddedStore({redacted(self.url)!r})"
+        return f"EmbeddedStore({self._shown_url!r})"
+
+    @property
+    def _engine(self) -> Engine:
+        """The SQLAlchemy engine, for what is off the run path (opened on first use)."""
+        engine = self._sa_engine
+        if engine is None:
+            with self._engine_lock:
+                engine = self._sa_engine
+                if engine is None:
+                    from riverrun.db.engine import create_db_engine
+
+                    engine = self._sa_engine = create_db_engine(self.url)
+        return engine
+
+    @contextmanager
+    def _read_connection(self) -> Iterator[Connection]:
+        from riverrun.db.engine import read_connection
+
+        with read_connection(self._engine) as connection:
+            yield connection
 
     # -- synchronous writes -------------------------------------------------------
 
@@ -185,8 +250,8 @@ class EmbeddedStore:
             # Now rather than ``created``: a run recorded late (a subflow reported back
             # by a worker) must not look silent from the start.
             run.heartbeat = now
-        with self._engine.begin() as connection:
-            repository.insert_flow_run(connection, run)
+        with self._db.write() as driver:
+            statements.insert_flow_run(driver, run)
         if run.state is None or run.state.type not in FINAL_TYPES:
             with self._live_lock:
                 self._live.add(run.id)
@@ -194,20 +259,22 @@ class EmbeddedStore:
                 self._start_flusher()  # also in a forked child: it heartbeats its runs
 
     def write_cache_entry(self, entry: CacheEntry) -> None:
-        with self._engine.begin() as connection:
-            repository.upsert_cache_entry(connection, entry)
+        with self._db.write() as driver:
+            statements.upsert_cache_entry(driver, entry)
 
     def delete_cache_entries(
         self, *, task_name: str | None = None, key: str | None = None
     ) -> list[CacheEntry]:
+        from riverrun.db import repository
+
         with self._engine.begin() as connection:
             return repository.delete_cache_entries(connection, task_name=task_name, key=key)
 
     def restart_flow_run(self, run: FlowRun, state: State) -> bool:
         self.flush()  # the run's own earlier events first
         run.heartbeat = datetime.now(UTC)
-        with self._engine.begin() as connection:
-            moved = repository.restart_flow_run(connection, run, state)
+        with self._db.write() as driver:
+            moved = statements.restart_flow_run(driver, run, state)
         if moved:
             run.state = state
             run.end_time = None
@@ -220,8 +287,8 @@ class EmbeddedStore:
     # -- write-behind ---------------------------------------------------------------
 
     def record_task_run(self, run: TaskRun) -> None:
-        first_state = None if run.state is None else repository.state_row(run.id, "task", run.state)
-        self._enqueue((_TASK_RUN, (repository.task_run_row(run), first_state)))
+        first_state = None if run.state is None else statements.state_row(run.id, "task", run.state)
+        self._enqueue((_TASK_RUN, (statements.task_run_row(run), first_state)))
 
     def set_state(self, run: FlowRun | TaskRun, state: State) -> None:
         snapshot = state_snapshot(run, state)  # rows are built by the flusher
@@ -266,7 +333,7 @@ class EmbeddedStore:
                     self._beat()
                     next_beat = time.monotonic() + self._heartbeat_interval
             except Exception:
-                logger.exception("Could not record runs in %s; will retry", redacted(self.url))
+                logger.exception("Could not record runs in %s; will retry", self._shown_url)
                 time.sleep(min(self._interval * 5, 2.0))
 
     def flush(self) -> None:
@@ -322,7 +389,7 @@ class EmbeddedStore:
         events = [self._queue.popleft() for _ in range(count)]
         try:
             self._write(events)
-        except _UNAVAILABLE:
+        except _unavailable():
             self._queue.extendleft(reversed(events))
             raise
         except Exception:
@@ -342,7 +409,7 @@ class EmbeddedStore:
 
     def _start_writer(self) -> None:
         try:
-            self._writer = WriterProcess(self._settings, redacted(self.url))
+            self._writer = WriterProcess(self._settings, self._shown_url)
         except (OSError, WriterGone) as error:
             logger.warning("Could not start a writer process (%s); writing in this process", error)
             self._writer_mode = "thread"
@@ -366,19 +433,19 @@ class EmbeddedStore:
         with self._live_lock:
             live = list(self._live)
         if live:
-            with self._engine.begin() as connection:
-                liveness.update_heartbeats(connection, live, datetime.now(UTC))
+            with self._db.write() as driver:
+                statements.update_heartbeats(driver, live, datetime.now(UTC))
 
     def _write(self, events: list[tuple[int, Any]]) -> None:
         batch = _batch(events)
-        with self._engine.begin() as connection:
-            repository.apply_batch(connection, batch)
+        with self._db.write() as driver:
+            statements.apply_batch(driver, batch)
 
     def _write_one_by_one(self, events: list[tuple[int, Any]]) -> None:
         for position, event in enumerate(events):
             try:
                 self._write([event])
-            except _UNAVAILABLE:
+            except _unavailable():
                 self._queue.extendleft(reversed(events[position:]))
                 raise
             except Exception:
@@ -389,7 +456,10 @@ class EmbeddedStore:
         and the parent's connections and flusher thread are not the child's. What the
         child records goes through its own connections and thread."""
         self._queue.clear()
-        self._engine.dispose(close=False)
+        if isinstance(self._db, SQLiteDatabase):
+            self._db.after_fork_in_child()
+        if self._sa_engine is not None:
+            self._sa_engine.dispose(close=False)
         # The parent's runs are the parent's to heartbeat: were the child to, a parent
         # killed while its child lives would never look crashed.
         self._live = set()
@@ -419,7 +489,10 @@ class EmbeddedStore:
             if self._writer is not None:
                 self._writer.close(timeout=_WRITER_EXIT_WAIT)
                 self._writer = None
-            self._engine.dispose()
+            if isinstance(self._db, SQLiteDatabase):
+                self._db.dispose()
+            if self._sa_engine is not None:
+                self._sa_engine.dispose()
 
     # -- crash detection ----------------------------------------------------------------
 
@@ -427,6 +500,8 @@ class EmbeddedStore:
         """Mark Crashed the unfinished flow runs whose process is gone (see ``RunStore``)."""
         self.flush()  # a final state of ours still queued is not a crash
         # A dead process's writer may still be committing its last events.
+        from riverrun.store import crashes
+
         wait_for_writers(self._settings.home, crashes.process_alive)
         crashed = crashes.mark_crashed_runs(
             self._engine, heartbeat_interval=self._heartbeat_interval
@@ -438,8 +513,8 @@ class EmbeddedStore:
     # -- reads ------------------------------------------------------------------------
 
     def read_cache_entry(self, key: str) -> CacheEntry | None:
-        with read_connection(self._engine) as connection:
-            return repository.select_cache_entry(connection, key)
+        with self._db.read() as driver:
+            return statements.select_cache_entry(driver, key)
 
     def read_flow_runs(
         self,
@@ -448,30 +523,36 @@ class EmbeddedStore:
         state_names: list[str] | None = None,
         flow_name: str | None = None,
     ) -> list[FlowRun]:
+        from riverrun.db import repository
+
         self.flush()
-        with read_connection(self._engine) as connection:
+        with self._read_connection() as connection:
             return repository.select_flow_runs(
                 connection, limit=limit, state_names=state_names, flow_name=flow_name
             )
 
     def read_flow_run(self, flow_run_id: str) -> FlowRun:
         self.flush()
-        with read_connection(self._engine) as connection:
-            return repository.select_flow_run(connection, flow_run_id)
+        with self._db.read() as driver:
+            return statements.select_flow_run(driver, flow_run_id)
 
     def read_task_runs(self, flow_run_id: str) -> list[TaskRun]:
         self.flush()
-        with read_connection(self._engine) as connection:
-            return repository.select_task_runs(connection, flow_run_id)
+        with self._db.read() as driver:
+            return statements.select_task_runs(driver, flow_run_id)
 
     def read_states(self, run_id: str) -> list[StateRecord]:
+        from riverrun.db import repository
+
         self.flush()
-        with read_connection(self._engine) as connection:
+        with self._read_connection() as connection:
             return repository.select_states(connection, run_id)
 
     def read_logs(self, flow_run_id: str) -> list[LogEntry]:
+        from riverrun.db import repository
+
         self.flush()
-        with read_connection(self._engine) as connection:
+        with self._read_connection() as connection:
             return repository.select_logs(connection, flow_run_id)
 
     # -- concurrency limits --------------------------------------------------------------
@@ -479,6 +560,10 @@ class EmbeddedStore:
     def create_concurrency_limit(
         self, name: str, limit: int, *, slot_decay_per_second: float = 0.0
     ) -> ConcurrencyLimit:
+        from sqlalchemy.exc import IntegrityError
+
+        from riverrun.db import concurrency
+
         now = datetime.now(UTC)
         try:
             with self._engine.begin() as connection:
@@ -492,6 +577,8 @@ class EmbeddedStore:
     def update_concurrency_limit(
         self, name: str, *, limit: int | None = None, slot_decay_per_second: float | None = None
     ) -> ConcurrencyLimit:
+        from riverrun.db import concurrency
+
         with self._engine.begin() as connection:
             concurrency.update_limit(
                 connection, name, datetime.now(UTC), limit=limit, decay=slot_decay_per_second
@@ -499,6 +586,8 @@ class EmbeddedStore:
         return self.read_concurrency_limit(name)
 
     def delete_concurrency_limit(self, name: str) -> None:
+        from riverrun.db import concurrency
+
         try:
             with self._engine.begin() as connection:
                 concurrency.delete_limit(connection, name)
@@ -506,21 +595,26 @@ class EmbeddedStore:
             self._limit_names = None
 
     def reset_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        from riverrun.db import concurrency
+
         with self._engine.begin() as connection:
             concurrency.reset_limit(connection, name, datetime.now(UTC))
         return self.read_concurrency_limit(name)
 
     def read_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        from riverrun.db import concurrency
         from riverrun.exceptions import ConcurrencyLimitNotFoundError
 
-        with read_connection(self._engine) as connection:
+        with self._read_connection() as connection:
             found = concurrency.select_limits(connection, datetime.now(UTC), [name])
         if not found:
             raise ConcurrencyLimitNotFoundError(name)
         return found[0]
 
     def read_concurrency_limits(self) -> list[ConcurrencyLimit]:
-        with read_connection(self._engine) as connection:
+        from riverrun.db import concurrency
+
+        with self._read_connection() as connection:
             return concurrency.select_limits(connection, datetime.now(UTC))
 
     def concurrency_limit_names(self) -> frozenset[str]:
@@ -528,12 +622,14 @@ class EmbeddedStore:
         now = time.monotonic()
         if cached is not None and now - cached[0] < _LIMIT_NAMES_TTL:
             return cached[1]
-        with read_connection(self._engine) as connection:
-            names = concurrency.select_limit_names(connection)
+        with self._db.read() as driver:
+            names = statements.select_limit_names(driver)
         self._limit_names = (now, names)
         return names
 
     def acquire_concurrency_slots(self, request: SlotRequest) -> SlotGrant:
+        from riverrun.db import concurrency
+
         with self._engine.begin() as connection:
             grant = concurrency.acquire_slots(connection, request)
         if request.create_if_missing:
@@ -541,14 +637,20 @@ class EmbeddedStore:
         return grant
 
     def renew_concurrency_leases(self, lease_ids: list[str], lease_seconds: float) -> list[str]:
+        from riverrun.db import concurrency
+
         expiration = datetime.now(UTC) + timedelta(seconds=lease_seconds)
         with self._engine.begin() as connection:
             return concurrency.renew_leases(connection, lease_ids, expiration)
 
     def release_concurrency_lease(self, lease_id: str) -> None:
+        from riverrun.db import concurrency
+
         with self._engine.begin() as connection:
             concurrency.delete_lease(connection, lease_id)
 
     def leave_concurrency_line(self, ticket: int, names: tuple[str, ...]) -> None:
+        from riverrun.db import concurrency
+
         with self._engine.begin() as connection:
             concurrency.delete_waiter(connection, ticket, names)
