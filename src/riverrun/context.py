@@ -8,7 +8,7 @@ that flow's run.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -76,30 +76,41 @@ class FlowRunContext:
     earlier: dict[tuple[str, int], TaskRun] | None = None
     completed: dict[tuple[str, int], tuple[State, dict[str, Any]]] = field(default_factory=dict)
     counters: dict[str, Iterator[int]] = field(default_factory=dict)
-    futures: dict[str, RiverrunFuture[Any]] = field(default_factory=dict)
-    # Keys of the tracked runs not finished yet. No lock: a dict's single operations
-    # are atomic, and a lock here was contended by every pool thread finishing a run.
-    _pending: dict[str, None] = field(default_factory=dict)
+    # Both by the run's concurrent future, which the done-callback receives.
+    futures: dict[Future[State], RiverrunFuture[Any]] = field(default_factory=dict)
+    # The tracked runs not finished yet. No lock: a dict's single operations are
+    # atomic, and a lock here was contended by every pool thread finishing a run.
+    _pending: dict[Future[State], None] = field(default_factory=dict)
     _submitted: Iterator[int] = field(default_factory=itertools.count)
     _idle: Future[None] | None = None
+    # One bound method is every future's done-callback: a closure per future kept four
+    # more objects alive per submitted run (for the garbage collector to walk).
+    _on_done: Callable[[Future[State]], None] | None = None
 
     def track(self, future: RiverrunFuture[Any]) -> None:
         """Wait for ``future`` before the flow finishes; fail the flow if it fails
         unobserved."""
-        key = future.task_run_id
+        inner = future.concurrent_future
         next(self._submitted)
-        self._pending[key] = None
-        self.futures[key] = future
-        future.concurrent_future.add_done_callback(lambda inner: self._settled(key, inner))
+        self._pending[inner] = None
+        self.futures[inner] = future
+        on_done = self._on_done
+        if on_done is None:
+            on_done = self._on_done = self._settled
+        inner.add_done_callback(on_done)
 
-    def _settled(self, key: str, inner: Future[State]) -> None:
+    def _settled(self, inner: Future[State]) -> None:
         if inner.cancelled() or (inner.exception() is None and inner.result().is_completed()):
-            self.futures.pop(key, None)
-        self._pending.pop(key, None)
+            self.futures.pop(inner, None)
+        self._pending.pop(inner, None)
         if not self._pending:
             idle = self._idle
             if idle is not None:
                 _resolve(idle)
+
+    def has_pending(self) -> bool:
+        """Whether a tracked task run has not finished yet."""
+        return bool(self._pending)
 
     def all_done(self) -> Future[None]:
         """A future that is done once every tracked task run has finished (also those

@@ -151,10 +151,21 @@ class Flow(Generic[P, R]):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the flow and return its result (or its final state)."""
-        from riverrun.engine.flow_engine import call_flow
-
-        return_state = kwargs.pop("return_state", False)
+        call_flow = _call_flow or _load_engine()
+        return_state = kwargs.pop("return_state", False) if kwargs else False
         return call_flow(self, args, kwargs, return_state=return_state)
+
+
+# The engine's entry point, imported on the first call (not with riverrun) and kept.
+_call_flow: Callable[..., Any] | None = None
+
+
+def _load_engine() -> Callable[..., Any]:
+    global _call_flow
+    from riverrun.engine.flow_engine import call_flow
+
+    _call_flow = call_flow
+    return call_flow
 
 
 @overload

@@ -82,7 +82,7 @@ class RiverrunFuture(Generic[R]):
         Raises:
             TimeoutError: the run did not finish within ``timeout`` seconds.
         """
-        if not self._future.done():
+        if self._loop is not None:
             self._check_not_blocking_own_loop("result()")
         state = self._final_state(timeout)
         self.observed = True

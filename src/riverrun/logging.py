@@ -26,7 +26,7 @@ from riverrun.exceptions import MissingContextError
 from riverrun.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from riverrun.store.protocol import RunStore
+    from riverrun.store.protocol import LogEntry, RunStore
 
 __all__ = ["RunLogger", "get_run_logger", "setup_logging"]
 
@@ -195,11 +195,9 @@ class StoreHandler(logging.Handler):
         store: RunStore | None = getattr(record, "store", None)
         if store is None:
             return
-        from riverrun.store.protocol import LogEntry  # loaded already by the store
-
         try:
             store.record_log(
-                LogEntry(
+                _log_entry_class()(
                     flow_run_id=getattr(record, "flow_run_id", None),
                     task_run_id=getattr(record, "task_run_id", None),
                     level=record.levelno,
@@ -210,6 +208,20 @@ class StoreHandler(logging.Handler):
             )
         except Exception:
             self.handleError(record)
+
+
+_LogEntry: type[LogEntry] | None = None
+
+
+def _log_entry_class() -> type[LogEntry]:
+    # Bound on first use, not imported with riverrun (the store has loaded it by then);
+    # an import statement per log line would cost about a microsecond.
+    global _LogEntry
+    if _LogEntry is None:
+        from riverrun.store.protocol import LogEntry
+
+        _LogEntry = LogEntry
+    return _LogEntry
 
 
 class RunLogger(logging.LoggerAdapter[logging.Logger]):
@@ -240,10 +252,8 @@ class RunLogger(logging.LoggerAdapter[logging.Logger]):
             console.emit_line(created, level, label, message)
             store = extra["store"]
             if store is not None:
-                from riverrun.store.protocol import LogEntry  # loaded already by the store
-
                 store.record_log(
-                    LogEntry(
+                    _log_entry_class()(
                         flow_run_id=extra["flow_run_id"],
                         task_run_id=extra["task_run_id"],
                         level=level,
@@ -337,12 +347,20 @@ def flush_console() -> None:
             handler.flush()
 
 
+# The loggers run loggers wrap, by name. ``logging.getLogger`` takes the logging module's
+# global lock on every call, which every pool thread starting a task run contended for.
+_loggers: dict[str, logging.Logger] = {}
+
+
 def run_logger(
     name: str, label: str, store: RunStore | None, flow_run_id: str | None, task_run_id: str | None
 ) -> RunLogger:
     """A logger whose records carry the run's label and ids."""
+    logger = _loggers.get(name)
+    if logger is None:
+        logger = _loggers[name] = logging.getLogger(name)
     return RunLogger(
-        logging.getLogger(name),
+        logger,
         {
             "label": label,
             "store": store,

@@ -234,6 +234,11 @@ def generate_task_run_name(task_name: str) -> str:
     return f"{task_name}-{_random.getrandbits(12):03x}"
 
 
+# The bits of a version 4 UUID that are not random: cleared, then set.
+_UUID4_KEEP = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID4_SET = (4 << 76) | (0x8000 << 48)
+
+
 def new_id() -> str:
     """A random (version 4) UUID string for a run.
 
@@ -242,9 +247,6 @@ def new_id() -> str:
     secrecy, so they come from a private generator seeded from the kernel and re-seeded
     in every forked child, so processes never share a stream.
     """
-    bits = _random.getrandbits(128)
     # Set the version (4) and the RFC 4122 variant, as uuid4() would.
-    bits = (bits & ~(0xF000 << 64)) | (4 << 76)
-    bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)
-    text = f"{bits:032x}"
+    text = "%032x" % (_random.getrandbits(128) & _UUID4_KEEP | _UUID4_SET)
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime
 import inspect
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, ParamSpec, TypeVar, overload
 
 from riverrun.names import callable_key
 from riverrun.orchestration import RetryDelaySeconds, RetryPolicy, normalise_delays
@@ -25,6 +25,7 @@ __all__ = ["Task", "exponential_backoff", "task", "task_input_hash"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 TaskHook = Callable[["Task[..., Any]", "TaskRun", "State"], Any]
 RetryCondition = Callable[["Task[..., Any]", "TaskRun", "State"], bool]
@@ -58,10 +59,10 @@ def task_input_hash(context: TaskRunContext, arguments: dict[str, Any]) -> str |
         UnhashableInputError: an input has no stable digest (the engine logs a warning
             naming it and does not cache the run).
     """
-    from riverrun.hashing import digest_arguments
+    import riverrun.hashing as hashing  # (this form of import is the cheapest per call)
 
     digest = context.task.source_digest()
-    digest.update(digest_arguments(arguments).encode())
+    digest.update(hashing.digest_arguments(arguments).encode())
     return str(digest.hexdigest())
 
 
@@ -283,11 +284,21 @@ class Task(Generic[P, R]):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the task now and return its result (or its final state)."""
-        from riverrun.engine.task_engine import call_task
-
+        engine = _engine or _load_engine()
+        if not kwargs:
+            return engine.call_task(self, args, kwargs, return_state=False, wait_for=None)
         return_state = kwargs.pop("return_state", False)
         wait_for = self._pop_wait_for(kwargs)
-        return call_task(self, args, kwargs, return_state=return_state, wait_for=wait_for)
+        return engine.call_task(self, args, kwargs, return_state=return_state, wait_for=wait_for)
+
+    # An async task's future gives what its coroutine returns, not the coroutine.
+    @overload
+    def submit(
+        self: Task[P, Coroutine[Any, Any, T]], *args: Any, **kwargs: Any
+    ) -> RiverrunFuture[T]: ...
+
+    @overload
+    def submit(self: Task[P, T], *args: Any, **kwargs: Any) -> RiverrunFuture[T]: ...
 
     def submit(self, *args: Any, **kwargs: Any) -> RiverrunFuture[Any]:
         """Start the task in the flow's task runner and return a future at once.
@@ -297,9 +308,17 @@ class Task(Generic[P, R]):
         adds dependencies without passing data. (Arguments are typed ``Any`` because a
         future may stand in for any parameter.)
         """
-        from riverrun.engine.submission import submit_task
+        engine = _engine or _load_engine()
+        wait_for = self._pop_wait_for(kwargs) if kwargs else None
+        return engine.submit_task(self, args, kwargs, wait_for)
 
-        return submit_task(self, args, kwargs, self._pop_wait_for(kwargs))
+    @overload
+    def map(
+        self: Task[P, Coroutine[Any, Any, T]], *args: Any, **kwargs: Any
+    ) -> RiverrunFutureList[T]: ...
+
+    @overload
+    def map(self: Task[P, T], *args: Any, **kwargs: Any) -> RiverrunFutureList[T]: ...
 
     def map(self, *args: Any, **kwargs: Any) -> RiverrunFutureList[Any]:
         """Submit one run per item of the iterable arguments, zipped together.
@@ -310,15 +329,34 @@ class Task(Generic[P, R]):
             >>> add.map([1, 2, 3], unmapped(10)).result()
             [11, 12, 13]
         """
-        from riverrun.engine.submission import map_task
-
-        return map_task(self, args, kwargs, self._pop_wait_for(kwargs))
+        engine = _engine or _load_engine()
+        return engine.map_task(self, args, kwargs, self._pop_wait_for(kwargs))
 
     def _pop_wait_for(self, kwargs: dict[str, Any]) -> Any:
         # A task with its own parameter named wait_for keeps it.
         if "wait_for" in kwargs and "wait_for" not in self.signature.parameters:
             return kwargs.pop("wait_for")
         return None
+
+
+class _Engine(NamedTuple):
+    call_task: Callable[..., Any]
+    submit_task: Callable[..., RiverrunFuture[Any]]
+    map_task: Callable[..., RiverrunFutureList[Any]]
+
+
+# The engine's entry points, imported on the first call (not with riverrun) and kept:
+# an import statement in ``__call__`` costs about a microsecond per task call.
+_engine: _Engine | None = None
+
+
+def _load_engine() -> _Engine:
+    global _engine
+    from riverrun.engine.submission import map_task, submit_task
+    from riverrun.engine.task_engine import call_task
+
+    _engine = _Engine(call_task, submit_task, map_task)
+    return _engine
 
 
 @overload

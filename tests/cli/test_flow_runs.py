@@ -36,7 +36,7 @@ def load(rows: list[int]) -> int:
 
 @flow
 def etl(source: str, batch_size: int = 10) -> int:
-    return load.submit(extract.submit(source)).result()  # type: ignore[no-any-return]
+    return load.submit(extract.submit(source)).result()
 
 
 @flow

@@ -23,4 +23,4 @@ def check(values: list[int], marker: str) -> list[int]:
 @flow(persist_result=True, task_runner=ProcessPoolTaskRunner(max_workers=2))
 def pipeline_on_processes(marker: str) -> list[int]:
     doubled = double.map([1, 2, 3]).result()
-    return check.submit(doubled, marker).result()  # type: ignore[no-any-return]
+    return check.submit(doubled, marker).result()

@@ -76,7 +76,7 @@ def test_downstream_starts_only_after_its_upstream() -> None:
 
     @flow
     def pipeline() -> int:
-        return sink.submit(slow_source.submit()).result()  # type: ignore[no-any-return]
+        return sink.submit(slow_source.submit()).result()
 
     assert pipeline() == 10
     assert events == ["source", "sink"]
@@ -98,7 +98,7 @@ def test_wait_for_orders_without_passing_data(store: RunStore) -> None:
     @flow
     def pipeline() -> str:
         written = write.submit()
-        return read.submit(wait_for=[written]).result()  # type: ignore[no-any-return]
+        return read.submit(wait_for=[written]).result()
 
     assert pipeline() == "read"
     assert events == ["write", "read"]
@@ -145,7 +145,7 @@ def test_allow_failure_runs_downstream_with_the_exception() -> None:
     @flow
     def pipeline() -> str:
         failed = explode.submit("boom")
-        return cleanup.submit(allow_failure(failed)).result()  # type: ignore[no-any-return]
+        return cleanup.submit(allow_failure(failed)).result()
 
     state = pipeline(return_state=True)
     assert state.is_failed()  # the failure itself was still never looked at
@@ -156,7 +156,7 @@ def test_allow_failure_runs_downstream_with_the_exception() -> None:
         result = cleanup.submit(allow_failure(failed)).result()
         failed.wait()
         assert failed.state.is_failed()
-        return result  # type: ignore[no-any-return]
+        return result
 
     assert handled() == "cleaned after ValueError('boom')"
 
@@ -211,7 +211,7 @@ def test_map_over_futures_chains_runs() -> None:
     def pipeline() -> int:
         doubled = add.map([1, 2, 3], [1, 2, 3])
         shifted = add.map(doubled, unmapped(100))
-        return total.submit(shifted).result()  # type: ignore[no-any-return]
+        return total.submit(shifted).result()
 
     assert pipeline() == 2 + 4 + 6 + 300
 

@@ -56,7 +56,7 @@ def test_an_async_task_may_submit_async_tasks_it_does_not_await(store: RunStore)
 
     @flow
     def pipeline() -> str:
-        return parent.submit().result(timeout=10)  # type: ignore[no-any-return]
+        return parent.submit().result(timeout=10)
 
     assert pipeline() == "parent"
     assert ran == ["child"]
@@ -89,7 +89,7 @@ def test_aresult_timeout_leaves_the_task_running() -> None:
         future = sleepy.submit()
         with pytest.raises(TimeoutError):
             await future.aresult(timeout=0.05)
-        return await future.aresult()  # type: ignore[no-any-return]
+        return await future.aresult()
 
     assert asyncio.run(pipeline()) == "done"
 
@@ -140,7 +140,7 @@ def test_a_dead_worker_crashes_only_its_own_run(store: RunStore) -> None:
         doomed = die.submit()
         doomed.wait()
         assert doomed.state.is_crashed()
-        return inc.submit(41).result()  # type: ignore[no-any-return]
+        return inc.submit(41).result()
 
     assert survive() == 42  # the body looked at the crash: it is the body's business
     [run] = store.read_flow_runs()

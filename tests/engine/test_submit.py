@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import assert_type
 
 import pytest
 
 from riverrun import flow, task
-from riverrun.futures import RiverrunFuture, as_completed, wait
+from riverrun.futures import RiverrunFuture, RiverrunFutureList, as_completed, wait
 from riverrun.store import RunStore
 from riverrun.task_runners import ThreadPoolTaskRunner
 
@@ -143,3 +144,25 @@ def test_timed_out_flow_cancels_tasks_that_have_not_started(store: RunStore) -> 
     assert pipeline(return_state=True).name == "TimedOut"
     time.sleep(0.6)
     assert started == [0]
+
+
+def test_futures_carry_the_task_return_type(store: RunStore) -> None:
+    # assert_type is checked by mypy (run on the tests): an async task's futures give
+    # what its coroutine returns.
+    @task
+    def double(x: int) -> int:
+        return 2 * x
+
+    @task
+    async def adouble(x: int) -> int:
+        return 2 * x
+
+    @flow
+    def typed() -> tuple[int, int, list[int], list[int]]:
+        single = assert_type(double.submit(2), RiverrunFuture[int])
+        awaited = assert_type(adouble.submit(3), RiverrunFuture[int])
+        many = assert_type(double.map([1, 2]), RiverrunFutureList[int])
+        amany = assert_type(adouble.map([3, 4]), RiverrunFutureList[int])
+        return single.result(), awaited.result(), many.result(), amany.result()
+
+    assert typed() == (4, 6, [2, 4], [6, 8])

@@ -78,7 +78,7 @@ def test_process_pool_dependencies_and_local_tasks() -> None:
     def chain() -> int:
         first = where.submit(3)
         second = shift.submit(first.result()[0])
-        return shift.submit(second).result()  # type: ignore[no-any-return]
+        return shift.submit(second).result()
 
     assert chain() == 9 + 200
 
@@ -155,7 +155,7 @@ def test_blocking_on_a_loop_task_from_its_loop_is_refused() -> None:
         future = snooze.submit()
         with pytest.raises(RuntimeError, match=r"await future\.aresult"):
             future.result()
-        return await future.aresult()  # type: ignore[no-any-return]
+        return await future.aresult()
 
     assert asyncio.run(pipeline()) == 1
 
@@ -302,7 +302,7 @@ def test_submitting_faster_than_tasks_run_waits_for_the_pool(
             tick.submit(i)
             executor = runner._executor
             assert executor is not None
-            longest = max(longest, executor._work_queue.qsize())
+            longest = max(longest, executor.qsize())
 
     flood()
     assert backlog // 2 <= longest <= backlog + 1

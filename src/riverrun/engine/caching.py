@@ -23,9 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from riverrun.cache_policies import CacheKeyFnPolicy
 from riverrun.engine import results
 from riverrun.engine.core import describe
 from riverrun.engine.results import ResultRef
+from riverrun.hashing import digest_arguments
 from riverrun.serializers import Serializer, get_serializer
 from riverrun.store.protocol import CacheEntry
 
@@ -139,8 +141,6 @@ def plan_results(
 def cache_key(task: Task[..., Any], context: TaskRunContext, logger: RunLogger) -> str | None:
     """The run's cache key, or ``None`` (not cached, with a warning when the policy
     could not give one)."""
-    from riverrun.cache_policies import CacheKeyFnPolicy
-
     policy = task.cache_policy
     if policy is None:
         return None
@@ -171,8 +171,6 @@ def cache_key(task: Task[..., Any], context: TaskRunContext, logger: RunLogger) 
 def inputs_digest(parameters: dict[str, Any]) -> str | None:
     """A digest of a run's arguments, recorded with its persisted result: a resumed run
     reuses the result only for the same arguments (``None``: cannot be hashed)."""
-    from riverrun.hashing import digest_arguments
-
     try:
         return digest_arguments(parameters)
     except Exception:  # no stable form: the result is kept, but never reused on resume

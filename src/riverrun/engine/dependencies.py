@@ -49,6 +49,17 @@ def find_upstreams(
 ) -> Upstreams | None:
     """The futures in ``args``, ``kwargs`` and ``wait_for``; ``None`` when there is
     nothing to wait for or unwrap (the common case, checked cheaply)."""
+    if wait_for is None:
+        # Plain values (numbers, strings) hold no futures: most calls stop here.
+        for value in args:
+            if type(value) not in _ATOMIC:
+                break
+        else:
+            for value in kwargs.values():
+                if type(value) not in _ATOMIC:
+                    break
+            else:
+                return None
     found = Upstreams({}, set())
     special = False
     for value in args:

@@ -222,7 +222,9 @@ def flow_run_loop(
         flow_run.state = Pending()
         store.create_flow_run(flow_run)
         kind = "subflow run" if parent is not None else "flow run"
-        engine_logger.info("Created %s %r for flow %r", kind, flow_run.name, flow.name)
+        engine_logger.engine_event(
+            logging.INFO, f"Created {kind} {flow_run.name!r} for flow {flow.name!r}"
+        )
     logger = run_logger(
         "riverrun.flow_runs", f"Flow run {flow_run.name!r}", store, flow_run.id, None
     )
@@ -358,7 +360,7 @@ def _run(
                 # Tasks not started yet never will be; running ones finish on their own.
                 for future in list(context.futures.values()):
                     future.concurrent_future.cancel()
-            else:
+            elif context.has_pending():
                 # Also waits for tasks that running tasks submit meanwhile.
                 yield Wait((context.all_done(),))
             failed, total = context.take_futures()

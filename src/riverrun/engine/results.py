@@ -45,7 +45,8 @@ __all__ = [
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 _MEMO_ENTRIES = 1024
 _MEMO_MAX_BYTES = 1 << 20  # larger results are read from their file each time
-_memo: dict[Path, tuple[tuple[int, int, int], bytes, str]] = {}
+# Keyed by the path's text: a str hashes and compares in C, a Path in Python.
+_memo: dict[str, tuple[tuple[int, int, int], bytes, str]] = {}
 
 
 class OverwrittenResultError(LookupError):
@@ -111,6 +112,7 @@ def default_storage(home: Path) -> Path:
     return home / "storage"
 
 
+@functools.lru_cache(maxsize=4096)
 def key_for_cache(cache_key: str) -> str:
     """The file name of a cached result: any cache key maps to a safe name."""
     return hashlib.sha256(cache_key.encode()).hexdigest()
@@ -192,7 +194,8 @@ def write_result(ref: ResultRef, value: Any, serializer: Serializer | None = Non
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    _remember(path, _identity(path), payload, digest)
+    where = str(path)
+    _remember(where, _identity(where), payload, digest)
     return ResultRef(ref.storage, ref.key, ref.serializer, ref.inputs, ref.task, digest)
 
 
@@ -207,15 +210,16 @@ def read_result(ref: ResultRef) -> Any:
     """
     serializer = get_serializer(ref.serializer)
     path = ref.path
-    identity = _identity(path)
-    kept = _memo.get(path)
+    where = str(path)
+    identity = _identity(where)
+    kept = _memo.get(where)
     if kept is not None and kept[0] == identity:
         payload, digest = kept[1], kept[2]
     else:
         with open(path, "rb") as handle:
             payload = handle.read()
         digest = hashlib.sha256(payload).hexdigest()
-        _remember(path, identity, payload, digest)
+        _remember(where, identity, payload, digest)
     if ref.digest is not None and ref.digest != digest:
         raise OverwrittenResultError(f"{path} was overwritten by another result")
     return serializer.loads(payload)
@@ -224,7 +228,7 @@ def read_result(ref: ResultRef) -> Any:
 def delete_result(ref: ResultRef) -> bool:
     """Remove the file ``ref`` names; whether there was one."""
     path = ref.path
-    _memo.pop(path, None)
+    _memo.pop(str(path), None)
     try:
         path.unlink()
     except FileNotFoundError:
@@ -232,12 +236,12 @@ def delete_result(ref: ResultRef) -> bool:
     return True
 
 
-def _identity(path: Path) -> tuple[int, int, int]:
+def _identity(path: str) -> tuple[int, int, int]:
     stat = os.stat(path)
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def _remember(path: Path, identity: tuple[int, int, int], payload: bytes, digest: str) -> None:
+def _remember(path: str, identity: tuple[int, int, int], payload: bytes, digest: str) -> None:
     if len(payload) > _MEMO_MAX_BYTES:
         _memo.pop(path, None)
         return

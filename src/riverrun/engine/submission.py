@@ -70,7 +70,7 @@ def submit_task(
     elif upstreams is None and not runner.remote:
         # The common case, kept short: the whole run happens on a pool thread.
         loop = task_run_loop(task, args, kwargs, flow_context, call_index, task_run_id)
-        inner = runner.submit(contextvars.copy_context().run, _body(task, loop))
+        inner = runner.submit(contextvars.copy_context().run, _driver(task), loop)
         future = RiverrunFuture(inner, task_run_id=task_run_id, name=task.name)
     else:
         if runner.remote and flow_context is None:
@@ -89,13 +89,15 @@ def submit_task(
     return future
 
 
-def _body(task: Task[..., Any], loop: RunLoop[State]) -> Callable[[], State]:
-    """What a pool thread runs for one task run."""
-    if task.is_async:
-        # The coroutine is made on the worker, so a task cancelled before it starts
-        # leaves no coroutine behind that was never awaited.
-        return lambda: run_coroutine_sync(drive_async(loop))
-    return lambda: drive_sync(loop)
+def _driver(task: Task[..., Any]) -> Callable[[RunLoop[State]], State]:
+    """What a pool thread runs a task's run loop with."""
+    return _drive_async_to_end if task.is_async else drive_sync
+
+
+def _drive_async_to_end(loop: RunLoop[State]) -> State:
+    # The coroutine is made on the worker, so a task cancelled before it starts leaves
+    # no coroutine behind that was never awaited.
+    return run_coroutine_sync(drive_async(loop))
 
 
 def _flow_loop(flow_context: FlowRunContext | None) -> asyncio.AbstractEventLoop | None:
@@ -225,7 +227,7 @@ class _Start:
             loop = task_run_loop(
                 self.task, args, kwargs, self.flow_context, self.call_index, self.task_run_id, ids
             )
-            inner = self.runner.submit(contextvars.copy_context().run, _body(self.task, loop))
+            inner = self.runner.submit(contextvars.copy_context().run, _driver(self.task), loop)
             inner.add_done_callback(self._copy)
             cancel_with(self.result, inner)
             return

@@ -394,15 +394,21 @@ def run_call(call: TaskCall) -> RunLoop[State]:
     if call.log_prints:
         install_print_hook()
     context_token = task_run_context.set(context)
-    print_token = print_target.set(logger if call.log_prints else None)
+    # The print target changes only when this run logs prints or an enclosing one did.
+    print_token = (
+        print_target.set(logger if call.log_prints else None)
+        if call.log_prints or print_target.get() is not None
+        else None
+    )
     try:
         state = yield from _run(call, context, plan)
     finally:
-        print_target.reset(print_token)
+        if print_token is not None:
+            print_target.reset(print_token)
         task_run_context.reset(context_token)
         if flow_context is None:
             flush_console()
-    if state.is_completed() and flow_context is not None:
+    if flow_context is not None and flow_context.reuse_completed and state.is_completed():
         flow_context.remember(call.reuse_key, state, call.parameters)
     return state
 
@@ -449,7 +455,7 @@ def _run(
             # Refused before the body runs: nothing is computed that could not be kept.
             state = failure_state("Task", plan)
             plan = None
-        elif flow_context is not None:
+        elif flow_context is not None and (flow_context.earlier or task_run.cache_key is not None):
             state = _reused_state(call, flow_context, logger, plan)
             if state is None and plan is not None and task_run.cache_key is not None:
                 # One run computes a key at a time; the others wait, then read its entry.
@@ -458,7 +464,7 @@ def _run(
                     logger.info("Waiting for another run computing the same cache key")
                     yield Wait((lock.acquire_later(),))
                     state = _reused_state(call, flow_context, logger, plan)
-        if state is None:
+        if state is None and task_run.tags:
             tag_slots = yield from take_tag_slots(store, task_run, task.is_async, logger)
         while state is None:
             attempt += 1
@@ -502,7 +508,8 @@ def _run(
             )
         propose(store, task_run, state)
     finally:
-        release_tag_slots(tag_slots)
+        if tag_slots is not None:
+            release_tag_slots(tag_slots)
     log_final(logger, state)
     hooks = task.on_completion_hooks if state.is_completed() else task.on_failure_hooks
     if hooks and (state.is_completed() or state.is_failed()):

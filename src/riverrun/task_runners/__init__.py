@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     # Imported when the first task is submitted, not with riverrun.
-    from concurrent.futures import Future, ThreadPoolExecutor
+    from concurrent.futures import Future
 
+    from riverrun.task_runners.pool import ThreadPool
     from riverrun.task_runners.process import ProcessPoolTaskRunner
 
 __all__ = ["ProcessPoolTaskRunner", "TaskRunner", "ThreadPoolTaskRunner", "default_task_runner"]
@@ -69,7 +70,7 @@ class ThreadPoolTaskRunner:
         if max_workers is not None and max_workers < 1:
             raise ValueError(f"max_workers must be >= 1, got {max_workers}")
         self.max_workers = max_workers
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: ThreadPool | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -86,25 +87,25 @@ class ThreadPoolTaskRunner:
                 if self._closed:
                     raise RuntimeError(f"{self!r} is shut down: its flow run has ended")
                 if self._executor is None:
-                    from concurrent.futures import ThreadPoolExecutor
+                    from riverrun.task_runners.pool import ThreadPool
 
-                    self._executor = ThreadPoolExecutor(
+                    self._executor = ThreadPool(
                         self.max_workers or _DEFAULT_WORKERS, thread_name_prefix=_THREAD_PREFIX
                     )
                 executor = self._executor
-        if executor._work_queue.qsize() > _BACKLOG:
+        if executor.qsize() > _BACKLOG:
             self._wait_for_backlog(executor)
         return executor.submit(fn, *args)
 
     @staticmethod
-    def _wait_for_backlog(executor: ThreadPoolExecutor) -> None:
+    def _wait_for_backlog(executor: ThreadPool) -> None:
         """Let the pool catch up before queueing more: a flow submitting faster than
         its tasks run would otherwise hold every queued run in memory. Only code
         outside the pool waits; a task submitting from a pool thread never does (it
         could be what the queue is waiting for)."""
         if threading.current_thread().name.startswith(_THREAD_PREFIX):
             return
-        while executor._work_queue.qsize() > _BACKLOG // 2:
+        while executor.qsize() > _BACKLOG // 2:
             time.sleep(0.001)
 
     def shutdown(self, wait: bool = True) -> None:
