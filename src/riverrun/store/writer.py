@@ -62,7 +62,7 @@ _ACK = struct.Struct("<QI")
 # How long a writer whose parent is gone keeps trying an unavailable database.
 GIVE_UP_AFTER = 60.0
 # Batches waiting in the pipe are committed together, up to this many events.
-_COALESCE_EVENTS = 20_000
+_COALESCE_EVENTS = 5_000
 # How long the crash sweep waits for a dead process's writer to finish.
 _SWEEP_WAIT = 30.0
 
