@@ -37,3 +37,19 @@ def test_benchmark_smoke_run() -> None:
         "sleep_submit",
         "many_tasks",
     ]
+
+
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_cpu_split_reports_the_writer_process_only_when_there_is_one(writer: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cpu_split", "--n", "300", "--writer", writer],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = done.stdout.strip()
+    assert line.startswith(f"writer={writer} n=300: wall "), line
+    writer_cpu = float(line.rsplit("writer process CPU ", 1)[1].split()[0])
+    assert (writer_cpu > 0) == (writer == "process"), line
