@@ -187,3 +187,33 @@ def test_a_hit_sees_a_result_another_process_refreshed(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert pipeline() == ["from the other process"]
+
+
+def test_a_new_home_never_sees_the_remembered_cache_of_a_closed_one(tmp_path: Path) -> None:
+    # What a test suite with a fresh home per test does: the second home's first call
+    # must compute, even if its store object lands where the closed one was in memory.
+    import gc
+
+    from riverrun.engine import caching
+    from riverrun.testing import riverrun_test_harness
+
+    calls: list[int] = []
+
+    @task(cache_key_fn=task_input_hash)
+    def double(x: int) -> int:
+        calls.append(x)
+        return 2 * x
+
+    @flow
+    def pipeline() -> int:
+        return double(1)
+
+    for home in ("first", "second"):
+        with riverrun_test_harness(tmp_path / home) as run_store:
+            assert pipeline() == 2
+            assert pipeline() == 2
+            assert run_store in caching._entries
+        del run_store
+        gc.collect()
+        assert len(caching._entries) == 0, "a closed store's entries were kept"
+    assert calls == [1, 1]

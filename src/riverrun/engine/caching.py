@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from riverrun.store.protocol import CacheEntry
 if TYPE_CHECKING:
     from riverrun.context import FlowRunContext, TaskRunContext
     from riverrun.logging import RunLogger
-    from riverrun.store.protocol import TaskRun
+    from riverrun.store.protocol import RunStore, TaskRun
     from riverrun.tasks import Task
 
 __all__ = [
@@ -55,11 +56,15 @@ MISS = object()
 #: The clock cache expiry is judged by (tests pass time in by replacing it).
 now: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
 
-# Entries this process has read or written, by (store, key). An entry's location never
-# changes for its key and its expiration only moves later, so a remembered entry is
-# safe to use until it expires; the result file itself is checked on every read.
+# Entries this process has read or written, by store, then key. An entry's location
+# never changes for its key and its expiration only moves later, so a remembered entry
+# is safe to use until it expires; the result file itself is checked on every read.
+# Weakly keyed by the store object: a store opened later at the same address (as
+# ``id()`` would allow) must not see a closed store's entries.
 _MEMO_ENTRIES = 4096
-_entries: dict[tuple[int, str], CacheEntry] = {}
+_entries: weakref.WeakKeyDictionary[RunStore, dict[str, CacheEntry]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @dataclass(slots=True, frozen=True)
@@ -95,10 +100,13 @@ def expired(entry: CacheEntry, at: datetime) -> bool:
     return entry.expiration is not None and entry.expiration <= at
 
 
-def _remember(memo_key: tuple[int, str], entry: CacheEntry) -> None:
-    if len(_entries) >= _MEMO_ENTRIES:
-        _entries.clear()
-    _entries[memo_key] = entry
+def _remember(store: RunStore, entry: CacheEntry) -> None:
+    entries = _entries.get(store)
+    if entries is None:
+        entries = _entries[store] = {}
+    elif len(entries) >= _MEMO_ENTRIES:
+        entries.clear()
+    entries[entry.key] = entry
 
 
 def forget_entries() -> None:
@@ -180,9 +188,9 @@ def inputs_digest(parameters: dict[str, Any]) -> str | None:
 def read_cache(flow_context: FlowRunContext, key: str, logger: RunLogger) -> Any:
     """``(value, recorded reference)`` cached for ``key``, or ``MISS``."""
     store = flow_context.store
-    memo_key = (id(store), key)
+    remembered_entries = _entries.get(store)
     at = now()
-    entry = _entries.get(memo_key)
+    entry = None if remembered_entries is None else remembered_entries.get(key)
     remembered = entry is not None and not expired(entry, at)
     for _ in range(2):  # a remembered entry whose file was refreshed: read the store
         if not remembered:
@@ -198,7 +206,8 @@ def read_cache(flow_context: FlowRunContext, key: str, logger: RunLogger) -> Any
             ref = ResultRef.decode(entry.location, flow_context.settings.home)
             value = results.read_result(ref)
         except (FileNotFoundError, results.OverwrittenResultError):
-            _entries.pop(memo_key, None)
+            if remembered_entries is not None:
+                remembered_entries.pop(key, None)
             if remembered:
                 remembered = False
                 continue
@@ -207,7 +216,7 @@ def read_cache(flow_context: FlowRunContext, key: str, logger: RunLogger) -> Any
             logger.warning("Cached result for key %s is unreadable (%s); running", key, error)
             return MISS
         if ref.key == results.key_for_cache(key):
-            _remember(memo_key, entry)  # see write_cache
+            _remember(store, entry)  # see write_cache
         return value, entry.location
     return MISS
 
@@ -250,7 +259,7 @@ def write_cache(
     if ref.key == results.key_for_cache(key):
         # Only entries whose file is named after their key are remembered: another
         # process refreshing the key rewrites that same file (which every hit checks).
-        _remember((id(flow_context.store), key), entry)
+        _remember(flow_context.store, entry)
 
 
 # -- the lock on a key ------------------------------------------------------------------
