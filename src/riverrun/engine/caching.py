@@ -62,9 +62,7 @@ now: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
 # Weakly keyed by the store object: a store opened later at the same address (as
 # ``id()`` would allow) must not see a closed store's entries.
 _MEMO_ENTRIES = 4096
-_entries: weakref.WeakKeyDictionary[RunStore, dict[str, CacheEntry]] = (
-    weakref.WeakKeyDictionary()
-)
+_entries: weakref.WeakKeyDictionary[RunStore, dict[str, CacheEntry]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(slots=True, frozen=True)
