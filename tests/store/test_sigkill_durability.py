@@ -42,12 +42,12 @@ _SCRIPT = textwrap.dedent(
 
     def report(events, verb):
         completed = []
-        for tag, payload in events:
-            if tag == embedded._TASK_RUN:
-                row = payload[0]
-                numbers[row["id"]] = int(row["name"][2:])
-            elif tag == embedded._STATE and payload[0] == "task" and payload[2] == "COMPLETED":
-                completed.append(payload[1])
+        for event in events:
+            if event[0] == embedded._TASK_RUN:
+                row = event[1]  # statements.TASK_RUN_COLUMNS: id, flow run id, name, ...
+                numbers[row[0]] = int(row[2][2:])
+            elif event[0] == embedded._STATE and event[1] == "task" and event[3] == "COMPLETED":
+                completed.append(event[2])
         if completed:
             print(verb, max(numbers[run_id] for run_id in completed), flush=True)
 

@@ -285,3 +285,30 @@ def test_auto_hands_over_once_a_process_records_a_lot(
         runs = store.read_flow_runs()
         assert sum(len(store.read_task_runs(run.id)) for run in runs) == 10 + _WRITER_AFTER // 4
         close_stores()
+
+
+class _Label(str):
+    """A str subclass: ``marshal`` refuses it, so its batch goes to the writer pickled."""
+
+
+def test_values_marshal_refuses_still_reach_the_database(writer_store: EmbeddedStore) -> None:
+    doubles(3)
+    _wait_until_ready(writer_store)
+
+    @task(task_run_name=_Label("labelled"), tags=[_Label("subclassed-tag")])
+    def labelled() -> str:
+        get_run_logger().info(_Label("a line of a str subclass"))
+        return "done"
+
+    @flow
+    def labels() -> str:
+        return labelled()
+
+    assert labels() == "done"
+    assert writer_store._writer is not None  # still the writer that committed it
+    run = next(r for r in writer_store.read_flow_runs() if r.flow_name == "labels")
+    (task_run,) = writer_store.read_task_runs(run.id)
+    assert task_run.name == "labelled"
+    assert task_run.tags == ["subclassed-tag"]
+    assert task_run.state is not None and task_run.state.is_completed()
+    assert "a line of a str subclass" in [log.message for log in writer_store.read_logs(run.id)]

@@ -95,43 +95,43 @@ def apply_events(connection: Connection, batch: EventBatch) -> int:
     seen_tasks = _existing(connection, task_runs.c.id, (run.id for run in batch.task_runs))
     for task_run in batch.task_runs:
         if task_run.id not in seen_tasks:
-            out.task_runs.append(repository.task_run_row(task_run))
+            out.task_runs.append(list(repository.task_run_values(task_run)))
             seen_tasks.add(task_run.id)
+    micros = repository.micros
     seen_states = _existing(connection, states.c.event_id, (e.event_id for e in batch.states))
     for event in batch.states:
         if event.event_id in seen_states:
             continue
         seen_states.add(event.event_id)
-        row = repository.state_row(event.run_id, event.kind, event.state)
-        row["event_id"] = event.event_id
-        out.states.append(row)
-        columns = {
-            "state_type": TYPE_VALUES[event.state.type],
-            "state_name": event.state.name,
-            "state_message": event.state.message,
-            "run_count": event.run_count,
-            "start_time": event.start_time,
-            "end_time": event.end_time,
-        }
+        state = event.state
+        out.states.append(repository.state_values(event.run_id, event.kind, state, event.event_id))
+        latest = (
+            TYPE_VALUES[state.type],
+            state.name,
+            state.message,
+            event.run_count,
+            micros(event.start_time),
+            micros(event.end_time),
+        )
         if event.kind == "task":
-            columns["result"], columns["cache_key"] = event.result, event.cache_key
-        target = out.task_run_updates if event.kind == "task" else out.flow_run_updates
-        target[event.run_id] = columns
+            out.task_run_updates[event.run_id] = (*latest, event.result, event.cache_key)
+        else:
+            out.flow_run_updates[event.run_id] = latest
     seen_logs = _existing(connection, logs.c.event_id, (event_id for event_id, _ in batch.logs))
     for event_id, entry in batch.logs:
         if event_id in seen_logs:
             continue
         seen_logs.add(event_id)
         out.logs.append(
-            {
-                "flow_run_id": entry.flow_run_id,
-                "task_run_id": entry.task_run_id,
-                "level": entry.level,
-                "logger": entry.logger,
-                "message": entry.message,
-                "timestamp": entry.timestamp,
-                "event_id": event_id,
-            }
+            (
+                entry.flow_run_id,
+                entry.task_run_id,
+                entry.level,
+                entry.logger,
+                entry.message,
+                micros(entry.timestamp),
+                event_id,
+            )
         )
     new += len(out.task_runs) + len(out.states) + len(out.logs)
     repository.apply_batch(connection, out)

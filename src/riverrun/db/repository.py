@@ -11,7 +11,14 @@ from sqlalchemy import Connection, Engine, Row, delete, func, or_, select
 
 from riverrun.db import statements
 from riverrun.db.engine import read_connection
-from riverrun.db.statements import Batch, flow_run_row, state_row, task_run_row
+from riverrun.db.statements import (
+    Batch,
+    flow_run_row,
+    micros,
+    state_row,
+    state_values,
+    task_run_values,
+)
 from riverrun.db.tables import cache_entries, flow_runs, logs, states
 from riverrun.states import State
 from riverrun.store.protocol import CacheEntry, FlowRun, LogEntry, StateRecord, TaskRun
@@ -25,6 +32,7 @@ __all__ = [
     "flow_run_row",
     "insert_flow_run",
     "log_entry",
+    "micros",
     "restart_flow_run",
     "select_cache_entry",
     "select_flow_run",
@@ -33,7 +41,8 @@ __all__ = [
     "select_states",
     "select_task_runs",
     "state_row",
-    "task_run_row",
+    "state_values",
+    "task_run_values",
     "upsert_cache_entry",
 ]
 

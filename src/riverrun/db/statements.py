@@ -16,10 +16,12 @@ writes and reads back, so either side reads what the other wrote.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import chain
 from operator import itemgetter
 from typing import Any, Protocol
 
@@ -28,10 +30,16 @@ from riverrun.states import TYPE_VALUES, State, StateType
 from riverrun.store.protocol import CacheEntry, FlowRun, TaskRun
 
 __all__ = [
+    "FLOW_RUN_COLUMNS",
+    "FLOW_RUN_LATEST",
     "JSON_COLUMNS",
+    "LOG_COLUMNS",
     "POSTGRESQL",
     "POSTGRESQL_JSON_TEXT",
     "SQLITE",
+    "STATE_COLUMNS",
+    "TASK_RUN_COLUMNS",
+    "TASK_RUN_LATEST",
     "TIMESTAMP_COLUMNS",
     "Batch",
     "Database",
@@ -41,12 +49,15 @@ __all__ = [
     "flow_run_row",
     "insert_flow_run",
     "insert_rows",
+    "insert_values",
+    "micros",
     "select_cache_entry",
     "select_limit_names",
     "sqlite_timestamp",
     "state_columns",
     "state_row",
-    "task_run_row",
+    "state_values",
+    "task_run_values",
     "update_heartbeats",
     "upsert_cache_entry",
 ]
@@ -59,25 +70,47 @@ TIMESTAMP_COLUMNS = frozenset(
 #: The columns holding JSON, in whichever table.
 JSON_COLUMNS = frozenset({"parameters", "tags", "upstream_task_run_ids"})
 
-# (the fields down to the second, their text) of the last timestamp written: a flush
-# writes several timestamps per task run, nearly all within the same second.
-_second_text: tuple[tuple[int, ...], str] = ((), "")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
-def sqlite_timestamp(value: datetime | None) -> str | None:
+def micros(value: datetime | None) -> int | None:
+    """``value`` as integer microseconds since the Unix epoch: how the write-behind rows
+    carry time (a datetime costs several times more to pickle, pipe and convert). A
+    naive datetime is taken as local time, as ``astimezone`` takes it."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.astimezone(UTC)
+    return (value - _EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+# (the whole seconds, their text) of the last timestamp written: a flush writes several
+# timestamps per task run, nearly all within the same second.
+_second_text: tuple[int | None, str] = (None, "")
+
+
+def sqlite_micros(value: int | None) -> str | None:
     """The text SQLAlchemy's SQLite DateTime type reads back, in UTC like UTCDateTime:
     ``YYYY-MM-DD HH:MM:SS.ffffff``."""
     global _second_text
     if value is None:
         return None
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    second = (value.year, value.month, value.day, value.hour, value.minute, value.second)
+    seconds, fraction = divmod(value, 1_000_000)
     cached, text = _second_text
-    if cached != second:
-        text = value.replace(microsecond=0, tzinfo=None).isoformat(" ")
-        _second_text = (second, text)
-    return f"{text}.{value.microsecond:06d}"
+    if cached != seconds:
+        text = (_EPOCH + timedelta(seconds=seconds)).replace(tzinfo=None).isoformat(" ")
+        _second_text = (seconds, text)
+    return f"{text}.{fraction:06d}"
+
+
+def sqlite_timestamp(value: datetime | None) -> str | None:
+    """A datetime as ``sqlite_micros`` writes it."""
+    return sqlite_micros(micros(value))
 
 
 def _sqlite_json(value: Any) -> str:
@@ -103,13 +136,27 @@ class Dialect:
 
     name: str
     placeholder: str
-    write_timestamp: Callable[[Any], Any]
+    write_timestamp: Callable[[Any], Any]  # from a datetime
+    write_micros: Callable[[Any], Any]  # from integer microseconds (see ``micros``)
     write_json: Callable[[Any], Any]
     read_timestamp: Callable[[Any], datetime | None]
     read_json: Callable[[Any], Any]
+    # The most rows one multi-row INSERT carries (1: one statement per row).
+    rows_per_insert: int = 1
 
 
-SQLITE = Dialect("sqlite", "?", sqlite_timestamp, _sqlite_json, _read_sqlite_timestamp, json.loads)
+# SQLite binds at most 32,766 values per statement (999 before 3.32): 64 rows of the
+# widest run-path table stay far below either limit.
+SQLITE = Dialect(
+    "sqlite",
+    "?",
+    sqlite_timestamp,
+    sqlite_micros,
+    _sqlite_json,
+    _read_sqlite_timestamp,
+    json.loads,
+    rows_per_insert=64 if sqlite3.sqlite_version_info >= (3, 32) else 16,
+)
 
 
 def _postgres_json(value: Any) -> Any:
@@ -118,10 +165,14 @@ def _postgres_json(value: Any) -> Any:
     return Json(value)
 
 
-# The drivers give JSON back decoded.
-POSTGRESQL = Dialect("postgresql", "%s", _identity, _postgres_json, _read_aware, _identity)
+# The drivers give JSON back decoded. (psycopg's executemany already pipelines rows.)
+POSTGRESQL = Dialect(
+    "postgresql", "%s", _identity, from_micros, _postgres_json, _read_aware, _identity
+)
 # Other PostgreSQL drivers (psycopg2) take JSON as text the server casts.
-POSTGRESQL_JSON_TEXT = Dialect("postgresql", "%s", _identity, json.dumps, _read_aware, _identity)
+POSTGRESQL_JSON_TEXT = Dialect(
+    "postgresql", "%s", _identity, from_micros, json.dumps, _read_aware, _identity
+)
 
 
 class Driver(Protocol):
@@ -144,15 +195,80 @@ class Database(Protocol):
     def read(self) -> AbstractContextManager[Driver]: ...
 
 
+# The columns of the two run tables, as the records below take them (a test keeps them
+# equal to tables.py).
+FLOW_RUN_COLUMNS = (
+    "id",
+    "name",
+    "flow_name",
+    "state_type",
+    "state_name",
+    "state_message",
+    "parameters",
+    "tags",
+    "parent_flow_run_id",
+    "parent_task_run_id",
+    "run_count",
+    "created",
+    "start_time",
+    "end_time",
+    "hostname",
+    "pid",
+    "heartbeat",
+    "entrypoint",
+    "resume_parameters",
+)
+TASK_RUN_COLUMNS = (
+    "id",
+    "flow_run_id",
+    "name",
+    "task_name",
+    "dynamic_key",
+    "state_type",
+    "state_name",
+    "state_message",
+    "tags",
+    "run_count",
+    "cache_key",
+    "upstream_task_run_ids",
+    "subflow_run_id",
+    "created",
+    "start_time",
+    "end_time",
+    "task_key",
+    "result",
+)
+
+
+# The columns of the write-behind rows, in the order their tuples hold them. Timestamps
+# are integer microseconds (``micros``), JSON columns plain Python values.
+STATE_COLUMNS = ("run_id", "run_kind", "type", "name", "message", "timestamp", "event_id")
+LOG_COLUMNS = ("flow_run_id", "task_run_id", "level", "logger", "message", "timestamp", "event_id")
+# A run's columns that follow its latest state: a flow run's, then a task run's two more.
+FLOW_RUN_LATEST = (
+    "state_type",
+    "state_name",
+    "state_message",
+    "run_count",
+    "start_time",
+    "end_time",
+)
+TASK_RUN_LATEST = (*FLOW_RUN_LATEST, "result", "cache_key")
+#: Where each of ``TASK_RUN_LATEST`` sits in a task run's row.
+TASK_RUN_LATEST_POSITIONS = tuple(TASK_RUN_COLUMNS.index(name) for name in TASK_RUN_LATEST)
+
+
 @dataclass(slots=True)
 class Batch:
-    """Write-behind rows gathered since the last flush, in arrival order."""
+    """Write-behind rows gathered since the last flush, in arrival order: tuples (lists
+    for task runs, which take their latest state in place) in the column orders above
+    and ``TASK_RUN_COLUMNS``; the updates are keyed by run id."""
 
-    task_runs: list[dict[str, Any]]
-    states: list[dict[str, Any]]
-    flow_run_updates: dict[str, dict[str, Any]]
-    task_run_updates: dict[str, dict[str, Any]]
-    logs: list[dict[str, Any]]
+    task_runs: list[list[Any]]
+    states: list[tuple[Any, ...]]
+    flow_run_updates: dict[str, tuple[Any, ...]]
+    task_run_updates: dict[str, tuple[Any, ...]]
+    logs: list[tuple[Any, ...]]
 
     @classmethod
     def empty(cls) -> Batch:
@@ -181,6 +297,46 @@ def state_columns(state: State | None) -> dict[str, Any]:
     }
 
 
+def task_run_values(run: TaskRun) -> tuple[Any, ...]:
+    """A task run as a write-behind row (``TASK_RUN_COLUMNS`` order)."""
+    state = run.state
+    return (
+        run.id,
+        run.flow_run_id,
+        run.name,
+        run.task_name,
+        run.dynamic_key,
+        None if state is None else TYPE_VALUES[state.type],
+        None if state is None else state.name,
+        None if state is None else state.message,
+        list(run.tags),
+        run.run_count,
+        run.cache_key,
+        list(run.upstream_task_run_ids),
+        run.subflow_run_id,
+        micros(run.created or datetime.now(UTC)),
+        micros(run.start_time),
+        micros(run.end_time),
+        run.task_key,
+        run.result,
+    )
+
+
+def state_values(
+    run_id: str, run_kind: str, state: State, event_id: str | None = None
+) -> tuple[Any, ...]:
+    """A state of the history as a write-behind row (``STATE_COLUMNS`` order)."""
+    return (
+        run_id,
+        run_kind,
+        TYPE_VALUES[state.type],
+        state.name,
+        state.message,
+        micros(state.timestamp),
+        event_id,
+    )
+
+
 def flow_run_row(run: FlowRun) -> dict[str, Any]:
     return {
         "id": run.id,
@@ -199,27 +355,6 @@ def flow_run_row(run: FlowRun) -> dict[str, Any]:
         "heartbeat": run.heartbeat,
         "entrypoint": run.entrypoint,
         "resume_parameters": run.resume_parameters,
-        **state_columns(run.state),
-    }
-
-
-def task_run_row(run: TaskRun) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "flow_run_id": run.flow_run_id,
-        "name": run.name,
-        "task_name": run.task_name,
-        "dynamic_key": run.dynamic_key,
-        "tags": list(run.tags),
-        "run_count": run.run_count,
-        "cache_key": run.cache_key,
-        "upstream_task_run_ids": list(run.upstream_task_run_ids),
-        "subflow_run_id": run.subflow_run_id,
-        "created": run.created or datetime.now(UTC),
-        "start_time": run.start_time,
-        "end_time": run.end_time,
-        "task_key": run.task_key,
-        "result": run.result,
         **state_columns(run.state),
     }
 
@@ -301,13 +436,13 @@ def _statement(key: tuple[str, ...], build: Callable[[], str]) -> str:
     return text
 
 
-def _insert_text(dialect: Dialect, table: str, columns: tuple[str, ...]) -> str:
+def _insert_text(dialect: Dialect, table: str, columns: tuple[str, ...], rows: int = 1) -> str:
     return _statement(
-        ("insert", dialect.placeholder, table, *columns),
-        lambda: 'INSERT INTO "{}" ({}) VALUES ({})'.format(
+        ("insert", dialect.placeholder, table, str(rows), *columns),
+        lambda: 'INSERT INTO "{}" ({}) VALUES {}'.format(
             table,
             ", ".join(f'"{name}"' for name in columns),
-            ", ".join([dialect.placeholder] * len(columns)),
+            ", ".join(["({})".format(", ".join([dialect.placeholder] * len(columns)))] * rows),
         ),
     )
 
@@ -349,6 +484,36 @@ def _converter(
     return convert
 
 
+_RowConverter = Callable[[Sequence[Any]], tuple[Any, ...]]
+_values_converters: dict[tuple[Dialect, tuple[str, ...]], _RowConverter] = {}
+
+
+def _values_converter(dialect: Dialect, columns: tuple[str, ...]) -> _RowConverter:
+    """A function turning a write-behind row (``columns`` order, timestamps in
+    microseconds) into the driver's values.
+
+    It is compiled once per table and dialect into a single tuple display
+    (``lambda row: (row[0], stamp(row[1]), ...)``): the writer converts a few rows per
+    task run, and a loop over the columns cost as much as SQLite's insert. The source is
+    made from the column names of this module only.
+    """
+    key = (dialect, columns)
+    convert = _values_converters.get(key)
+    if convert is None:
+        parts = []
+        for position, name in enumerate(columns):
+            if name in TIMESTAMP_COLUMNS:
+                parts.append(f"stamp(row[{position}])")
+            elif name in JSON_COLUMNS:
+                parts.append(f"to_json(row[{position}])")
+            else:
+                parts.append(f"row[{position}]")
+        namespace = {"stamp": dialect.write_micros, "to_json": dialect.write_json}
+        convert = eval(f"lambda row: ({', '.join(parts)},)", namespace)
+        _values_converters[key] = convert
+    return convert
+
+
 # -- statements ------------------------------------------------------------------------
 
 
@@ -366,35 +531,59 @@ def insert_rows(driver: Driver, table: str, rows: Sequence[dict[str, Any]]) -> N
     driver.executemany(_insert_text(dialect, table, columns), [convert(row) for row in rows])
 
 
-def _update_rows(driver: Driver, table: str, updates: dict[str, dict[str, Any]]) -> None:
-    """Set the given columns of each run (keyed by id): one executemany per column set
-    (all share the same set today)."""
-    groups: dict[tuple[str, ...], list[tuple[str, dict[str, Any]]]] = {}
-    for run_id, values in updates.items():
-        groups.setdefault(tuple(values), []).append((run_id, values))
+def insert_values(
+    driver: Driver, table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
+) -> None:
+    """INSERT write-behind ``rows`` (``columns`` order) into ``table``: on SQLite as
+    multi-row INSERTs of ``rows_per_insert`` rows, which save SQLite a statement step
+    per row; the rows keep their order."""
+    if not rows:
+        return
     dialect = driver.dialect
-    for columns, pairs in groups.items():
-        convert = _converter(dialect, columns)
+    convert = _values_converter(dialect, columns)
+    values = [convert(row) for row in rows]
+    per = dialect.rows_per_insert
+    whole = len(values) - len(values) % per if per > 1 else 0
+    if whole:
         driver.executemany(
-            _update_text(dialect, table, columns),
-            [(*convert(values), run_id) for run_id, values in pairs],
+            _insert_text(dialect, table, columns, per),
+            [
+                tuple(chain.from_iterable(values[start : start + per]))
+                for start in range(0, whole, per)
+            ],
         )
+    if whole < len(values):
+        driver.executemany(_insert_text(dialect, table, columns), values[whole:])
+
+
+def _update_values(
+    driver: Driver, table: str, columns: tuple[str, ...], updates: dict[str, tuple[Any, ...]]
+) -> None:
+    """Set ``columns`` of each run (keyed by id) to its values, in one executemany."""
+    if not updates:
+        return
+    dialect = driver.dialect
+    convert = _values_converter(dialect, columns)
+    driver.executemany(
+        _update_text(dialect, table, columns),
+        [(*convert(values), run_id) for run_id, values in updates.items()],
+    )
 
 
 def insert_flow_run(driver: Driver, run: FlowRun) -> None:
     """Insert a new flow run and, if it has one, its first state."""
     insert_rows(driver, "flow_runs", [flow_run_row(run)])
     if run.state is not None:
-        insert_rows(driver, "states", [state_row(run.id, "flow", run.state)])
+        insert_values(driver, "states", STATE_COLUMNS, [state_values(run.id, "flow", run.state)])
 
 
 def apply_batch(driver: Driver, batch: Batch) -> None:
     """Write one flush's worth of rows: inserts first, then each run's latest columns."""
-    insert_rows(driver, "task_runs", batch.task_runs)
-    insert_rows(driver, "states", batch.states)
-    insert_rows(driver, "logs", batch.logs)
-    _update_rows(driver, "flow_runs", batch.flow_run_updates)
-    _update_rows(driver, "task_runs", batch.task_run_updates)
+    insert_values(driver, "task_runs", TASK_RUN_COLUMNS, batch.task_runs)
+    insert_values(driver, "states", STATE_COLUMNS, batch.states)
+    insert_values(driver, "logs", LOG_COLUMNS, batch.logs)
+    _update_values(driver, "flow_runs", FLOW_RUN_LATEST, batch.flow_run_updates)
+    _update_values(driver, "task_runs", TASK_RUN_LATEST, batch.task_run_updates)
 
 
 def update_heartbeats(driver: Driver, flow_run_ids: Sequence[str], now: datetime) -> None:
@@ -459,50 +648,6 @@ def select_limit_names(driver: Driver) -> frozenset[str]:
 
 
 # -- resuming a flow run ------------------------------------------------------------------
-
-# The columns of the two run tables, as the records above take them (a test keeps them
-# equal to tables.py).
-FLOW_RUN_COLUMNS = (
-    "id",
-    "name",
-    "flow_name",
-    "state_type",
-    "state_name",
-    "state_message",
-    "parameters",
-    "tags",
-    "parent_flow_run_id",
-    "parent_task_run_id",
-    "run_count",
-    "created",
-    "start_time",
-    "end_time",
-    "hostname",
-    "pid",
-    "heartbeat",
-    "entrypoint",
-    "resume_parameters",
-)
-TASK_RUN_COLUMNS = (
-    "id",
-    "flow_run_id",
-    "name",
-    "task_name",
-    "dynamic_key",
-    "state_type",
-    "state_name",
-    "state_message",
-    "tags",
-    "run_count",
-    "cache_key",
-    "upstream_task_run_ids",
-    "subflow_run_id",
-    "created",
-    "start_time",
-    "end_time",
-    "task_key",
-    "result",
-)
 
 
 def _select_text(dialect: Dialect, table: str, columns: tuple[str, ...], where: str) -> str:
@@ -598,5 +743,5 @@ def restart_flow_run(driver: Driver, run: FlowRun, state: State) -> bool:
     row = (*_converter(dialect, columns)(values), run.id, *_ENDED_UNCOMPLETED)
     if driver.executemany(statement, [row]) != 1:
         return False
-    insert_rows(driver, "states", [state_row(run.id, "flow", state)])
+    insert_values(driver, "states", STATE_COLUMNS, [state_values(run.id, "flow", state)])
     return True

@@ -19,7 +19,7 @@ from riverrun.db import statements
 from riverrun.db.sqlite import SQLiteDatabase, sqlite_path
 from riverrun.exceptions import ConcurrencyLimitExistsError, StoreUnavailableError
 from riverrun.settings import Settings
-from riverrun.states import FINAL_TYPES, State
+from riverrun.states import FINAL_TYPES, TYPE_VALUES, State
 from riverrun.store.protocol import (
     CacheEntry,
     ConcurrencyLimit,
@@ -29,7 +29,6 @@ from riverrun.store.protocol import (
     SlotRequest,
     StateRecord,
     TaskRun,
-    state_snapshot,
 )
 from riverrun.store.writer import WriterGone, WriterProcess, wait_for_writers
 
@@ -65,6 +64,7 @@ def _database_errors() -> tuple[type[BaseException], ...]:
 
 # Event tags in the write-behind queue.
 _TASK_RUN, _STATE, _LOG = 0, 1, 2
+_micros = statements.micros
 # How long the set of concurrency limit names is trusted before it is read again:
 # limits created by another process apply to this one's tagged tasks within this time.
 _LIMIT_NAMES_TTL = 2.0
@@ -96,62 +96,46 @@ def _text(value: str | None) -> str | None:
     return value.encode("utf-8", "replace").decode("utf-8")
 
 
-def _batch(events: list[tuple[int, Any]]) -> statements.Batch:
+# Where a task run's latest columns sit in its row (see statements.TASK_RUN_LATEST).
+_LATEST_POSITIONS = statements.TASK_RUN_LATEST_POSITIONS
+
+
+def _batch(events: list[tuple[Any, ...]]) -> statements.Batch:
     """Turn queued events into rows; a task run created in this batch gets its latest
-    state columns in its INSERT instead of a separate UPDATE."""
+    state columns in its INSERT instead of a separate UPDATE.
+
+    The events are flat tuples of plain values (timestamps in integer microseconds),
+    made by the ``record_*``/``set_state`` methods below: cheap to make, to send to a
+    writer process (``marshal``) and to turn into rows.
+    """
     batch = statements.Batch.empty()
-    created: dict[str, dict[str, Any]] = {}
-    for tag, payload in events:
+    created: dict[str, list[Any]] = {}
+    for event in events:
+        tag = event[0]
         if tag == _TASK_RUN:
-            row, first_state = payload
-            batch.task_runs.append(row)
-            created[row["id"]] = row
-            if first_state is not None:
-                batch.states.append(first_state)
+            task_row = list(event[1])
+            batch.task_runs.append(task_row)
+            created[task_row[0]] = task_row
+            if event[2] is not None:
+                batch.states.append(event[2])
         elif tag == _STATE:
-            kind, run_id, state_type, name, message, timestamp, run_count, start, end, result = (
-                payload
-            )
+            kind, run_id, state_type, name, message, timestamp = event[1:7]
             message = _text(message)
-            batch.states.append(
-                {
-                    "run_id": run_id,
-                    "run_kind": kind,
-                    "type": state_type,
-                    "name": name,
-                    "message": message,
-                    "timestamp": timestamp,
-                }
-            )
-            columns = {
-                "state_type": state_type,
-                "state_name": name,
-                "state_message": message,
-                "run_count": run_count,
-                "start_time": start,
-                "end_time": end,
-            }
-            new_row = created.get(run_id) if kind == "task" else None
-            if kind == "task":
-                columns["result"], columns["cache_key"] = result
-            if new_row is not None:
-                new_row.update(columns)
-            elif kind == "task":
-                batch.task_run_updates[run_id] = columns
+            batch.states.append((run_id, kind, state_type, name, message, timestamp, None))
+            latest = (state_type, name, message, *event[7:])  # run count, start, end...
+            if kind != "task":
+                batch.flow_run_updates[run_id] = latest
+                continue
+            new_row = created.get(run_id)
+            if new_row is None:
+                batch.task_run_updates[run_id] = latest
             else:
-                batch.flow_run_updates[run_id] = columns
+                for position, value in zip(_LATEST_POSITIONS, latest, strict=True):
+                    new_row[position] = value
         else:
-            entry: LogEntry = payload
-            batch.logs.append(
-                {
-                    "flow_run_id": entry.flow_run_id,
-                    "task_run_id": entry.task_run_id,
-                    "level": entry.level,
-                    "logger": _text(entry.logger),
-                    "message": _text(entry.message),
-                    "timestamp": entry.timestamp,
-                }
-            )
+            _, flow_run_id, task_run_id, level, logger_name, text, timestamp = event
+            logger_name, text = _text(logger_name), _text(text)
+            batch.logs.append((flow_run_id, task_run_id, level, logger_name, text, timestamp, None))
     return batch
 
 
@@ -202,7 +186,7 @@ class EmbeddedStore:
         # Flow runs this process is running: the ones it heartbeats.
         self._live: set[str] = set()
         self._live_lock = threading.Lock()
-        self._queue: collections.deque[tuple[int, Any]] = collections.deque()
+        self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
@@ -287,20 +271,64 @@ class EmbeddedStore:
     # -- write-behind ---------------------------------------------------------------
 
     def record_task_run(self, run: TaskRun) -> None:
-        first_state = None if run.state is None else statements.state_row(run.id, "task", run.state)
-        self._enqueue((_TASK_RUN, (statements.task_run_row(run), first_state)))
+        state = run.state
+        first = None if state is None else statements.state_values(run.id, "task", state)
+        self._enqueue((_TASK_RUN, statements.task_run_values(run), first))
 
     def set_state(self, run: FlowRun | TaskRun, state: State) -> None:
-        snapshot = state_snapshot(run, state)  # rows are built by the flusher
-        if snapshot[0] == "flow" and state.type in FINAL_TYPES:
+        # The state without its data (a result must not live on in a queue), and the
+        # run's columns as they stand after it (for a task run also its result
+        # reference and cache key, known once it started).
+        if type(run) is TaskRun:
+            self._enqueue(
+                (
+                    _STATE,
+                    "task",
+                    run.id,
+                    TYPE_VALUES[state.type],
+                    state.name,
+                    state.message,
+                    _micros(state.timestamp),
+                    run.run_count,
+                    _micros(run.start_time),
+                    _micros(run.end_time),
+                    run.result,
+                    run.cache_key,
+                )
+            )
+            return
+        if state.type in FINAL_TYPES:
             with self._live_lock:
                 self._live.discard(run.id)
-        self._enqueue((_STATE, snapshot))
+        self._enqueue(
+            (
+                _STATE,
+                "flow",
+                run.id,
+                TYPE_VALUES[state.type],
+                state.name,
+                state.message,
+                _micros(state.timestamp),
+                run.run_count,
+                _micros(run.start_time),
+                _micros(run.end_time),
+            )
+        )
 
     def record_log(self, entry: LogEntry) -> None:
-        self._enqueue((_LOG, entry))
+        self._enqueue(
+            (
+                _LOG,
+                entry.flow_run_id,
+                entry.task_run_id,
+                entry.level,
+                entry.logger,
+                entry.message,
+                _micros(entry.timestamp),
+            )
+        )
 
-    def _enqueue(self, event: tuple[int, Any]) -> None:
+    def _enqueue(self, event: tuple[Any, ...]) -> None:
         self._queue.append(event)
         if self._write_through:
             self.flush()
@@ -436,12 +464,12 @@ class EmbeddedStore:
             with self._db.write() as driver:
                 statements.update_heartbeats(driver, live, datetime.now(UTC))
 
-    def _write(self, events: list[tuple[int, Any]]) -> None:
+    def _write(self, events: list[tuple[Any, ...]]) -> None:
         batch = _batch(events)
         with self._db.write() as driver:
             statements.apply_batch(driver, batch)
 
-    def _write_one_by_one(self, events: list[tuple[int, Any]]) -> None:
+    def _write_one_by_one(self, events: list[tuple[Any, ...]]) -> None:
         for position, event in enumerate(events):
             try:
                 self._write([event])
