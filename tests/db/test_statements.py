@@ -68,4 +68,4 @@ def test_multi_row_inserts_keep_every_row_in_order(tmp_path: Path) -> None:
         found = connection.execute('SELECT message, timestamp FROM "states" ORDER BY id').fetchall()
     database.dispose()
     assert [message for message, _ in found] == [f"#{index}" for index in range(2 * per + 5)]
-    assert found[-1][1] == statements.sqlite_timestamp(start + timedelta(2 * per + 4))
+    assert found[-1][1] == statements.sqlite_timestamp(start + timedelta(seconds=2 * per + 4))
