@@ -53,3 +53,18 @@ def test_cpu_split_reports_the_writer_process_only_when_there_is_one(writer: str
     assert line.startswith(f"writer={writer} n=300: wall "), line
     writer_cpu = float(line.rsplit("writer process CPU ", 1)[1].split()[0])
     assert (writer_cpu > 0) == (writer == "process"), line
+
+
+def test_index_cost_reports_every_scheme() -> None:
+    options = ["--n", "300", "--history", "100", "--flush", "100", "--repeat", "1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.index_cost", *options],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "n=300 history=100 flush=100 (best of 1)", lines
+    assert len(lines) == 5 and all(line.endswith(" us/task CPU") for line in lines[1:]), lines

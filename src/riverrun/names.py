@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 
 __all__ = [
     "SCRIPT_MODULE",
@@ -234,19 +235,29 @@ def generate_task_run_name(task_name: str) -> str:
     return f"{task_name}-{_random.getrandbits(12):03x}"
 
 
-# The bits of a version 4 UUID that are not random: cleared, then set.
-_UUID4_KEEP = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
-_UUID4_SET = (4 << 76) | (0x8000 << 48)
+# The 80 bits after the timestamp of a version 7 UUID, of which the version and variant
+# are not random: cleared, then set.
+_UUID7_KEEP = ~((0xF << 76) | (0x3 << 62)) & ((1 << 80) - 1)
+_UUID7_SET = (7 << 76) | (0x2 << 62)
+_MILLIS = (1 << 48) - 1
+
+# The clock new_id() reads (a module attribute, so that tests can stop it).
+_time_ns = time.time_ns
 
 
 def new_id() -> str:
-    """A random (version 4) UUID string for a run.
+    """A time-ordered (version 7, RFC 9562) UUID string for a run.
 
-    ``uuid.uuid4()`` asks the kernel for randomness on every call, which costs tens of
-    microseconds in some sandboxes: too much per task. Run ids need uniqueness, not
-    secrecy, so they come from a private generator seeded from the kernel and re-seeded
-    in every forked child, so processes never share a stream.
+    The first 48 bits are the Unix time in milliseconds, so ids made later sort later
+    (within one millisecond, in random order): rows keyed or indexed by run id go in at
+    the end of the database's B-trees instead of at random places in them.
+
+    The other 74 bits (all but the version and variant) are random. ``uuid.uuid4()``
+    asks the kernel for randomness on every call, which costs tens of microseconds in
+    some sandboxes: too much per task. Run ids need uniqueness, not secrecy, so they come
+    from a private generator seeded from the kernel and re-seeded in every forked child,
+    so processes never share a stream.
     """
-    # Set the version (4) and the RFC 4122 variant, as uuid4() would.
-    text = "%032x" % (_random.getrandbits(128) & _UUID4_KEEP | _UUID4_SET)
+    millis = (_time_ns() // 1_000_000) & _MILLIS
+    text = "%032x" % (millis << 80 | _random.getrandbits(80) & _UUID7_KEEP | _UUID7_SET)
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"

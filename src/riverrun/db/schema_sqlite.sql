@@ -100,7 +100,7 @@ CREATE TABLE logs (
     CONSTRAINT pk_logs PRIMARY KEY (id)
 );
 
-CREATE UNIQUE INDEX ix_logs_event_id ON logs (event_id);
+CREATE UNIQUE INDEX ix_logs_event_id ON logs (event_id) WHERE event_id IS NOT NULL;
 
 CREATE INDEX ix_logs_flow_run_id ON logs (flow_run_id);
 
@@ -116,7 +116,7 @@ CREATE TABLE states (
     CONSTRAINT pk_states PRIMARY KEY (id)
 );
 
-CREATE UNIQUE INDEX ix_states_event_id ON states (event_id);
+CREATE UNIQUE INDEX ix_states_event_id ON states (event_id) WHERE event_id IS NOT NULL;
 
 CREATE INDEX ix_states_run_id ON states (run_id);
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 
 __all__ = [
@@ -67,6 +68,23 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def _timestamp(name: str, *, nullable: bool = True) -> Column[datetime]:
     return Column(name, UTCDateTime(), nullable=nullable)
+
+
+def _event_id_index(table_name: str) -> Index:
+    """Unique event ids, indexed only where there is one (0006).
+
+    Only events reported over HTTP carry an id; the embedded store writes NULL, and a
+    row that is not in the index costs no B-tree insert. A lookup by ``event_id = ?`` or
+    ``event_id IN (...)`` implies ``event_id IS NOT NULL``, so it still uses the index.
+    """
+    partial = text("event_id IS NOT NULL")
+    return Index(
+        f"ix_{table_name}_event_id",
+        "event_id",
+        unique=True,
+        sqlite_where=partial,
+        postgresql_where=partial,
+    )
 
 
 flow_runs = Table(
@@ -137,7 +155,7 @@ states = Table(
     # The id a client gave the event, so a repeat delivery is ignored (0005).
     Column("event_id", String(36)),
     Index("ix_states_run_id", "run_id"),
-    Index("ix_states_event_id", "event_id", unique=True),
+    _event_id_index("states"),
 )
 
 logs = Table(
@@ -152,7 +170,7 @@ logs = Table(
     _timestamp("timestamp", nullable=False),
     Column("event_id", String(36)),
     Index("ix_logs_flow_run_id", "flow_run_id"),
-    Index("ix_logs_event_id", "event_id", unique=True),
+    _event_id_index("logs"),
 )
 
 # Flows by name, as registered through ``POST /api/flows/`` (0005).

@@ -1,0 +1,93 @@
+"""Run ids: version 7 UUIDs, ordered by the time they were made, unique across forks."""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+
+import pytest
+
+from riverrun import names
+from riverrun.names import new_id
+
+# 2026-11-21T12:00:00Z, in nanoseconds.
+_NOON_NS = 1_795_262_400 * 10**9
+
+
+def _stop_the_clock(monkeypatch: pytest.MonkeyPatch, now_ns: int) -> list[int]:
+    clock = [now_ns]
+    monkeypatch.setattr(names, "_time_ns", lambda: clock[0])
+    return clock
+
+
+def test_ids_are_version_7_uuids_with_the_rfc_variant() -> None:
+    for _ in range(1000):
+        text = new_id()
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text  # canonical form: lower case, hyphens in place
+        assert parsed.version == 7
+        assert parsed.variant == uuid.RFC_4122
+
+
+def test_the_first_48_bits_are_the_unix_time_in_milliseconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _stop_the_clock(monkeypatch, _NOON_NS + 999_999)  # rounded down to the millisecond
+    parsed = uuid.UUID(new_id())
+    assert parsed.int >> 80 == _NOON_NS // 10**6
+    assert parsed.version == 7
+
+
+def test_ids_made_later_sort_after_earlier_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _stop_the_clock(monkeypatch, _NOON_NS)
+    made = []
+    for step in range(200):
+        clock[0] = _NOON_NS + step * 10**6  # one millisecond apart
+        made.append(new_id())
+    assert sorted(made) == made  # as strings, the way the database orders them
+    assert sorted(made, key=uuid.UUID) == made
+    assert len(set(made)) == len(made)
+
+
+def test_ids_within_one_millisecond_are_distinct(monkeypatch: pytest.MonkeyPatch) -> None:
+    _stop_the_clock(monkeypatch, _NOON_NS)
+    made = {new_id() for _ in range(10_000)}
+    assert len(made) == 10_000
+    assert {text[:13] for text in made} == {new_id()[:13]}  # the same timestamp
+
+
+def test_user_seeding_does_not_repeat_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    _stop_the_clock(monkeypatch, _NOON_NS)
+    random.seed(0)
+    first = new_id()
+    random.seed(0)
+    assert new_id() != first
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_makes_ids_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same millisecond in both processes: only the random bits can tell them apart,
+    # and they would repeat the parent's if the child inherited its generator's state.
+    _stop_the_clock(monkeypatch, _NOON_NS)
+    new_id()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send its ids, then vanish
+        code = 1
+        try:
+            os.close(read)
+            with os.fdopen(write, "w") as out:
+                out.write("\n".join(new_id() for _ in range(100)))
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as received:
+        childs = set(received.read().split())
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    parents = {new_id() for _ in range(100)}
+    assert len(childs) == 100
+    assert all(uuid.UUID(text).version == 7 for text in childs)
+    assert not parents & childs
