@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,40 @@ def test_a_forked_child_makes_ids_of_its_own(monkeypatch: pytest.MonkeyPatch) ->
     assert len(childs) == 100
     assert all(uuid.UUID(text).version == 7 for text in childs)
     assert not parents & childs
+
+
+def test_flow_run_ids_are_random_from_their_first_character(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Flow runs are shown and looked up by a short prefix of their id: runs made in the
+    same millisecond still differ there (task run ids, time-ordered, would not)."""
+    _stop_the_clock(monkeypatch, _NOON_NS)
+    ids = [names.new_flow_run_id() for _ in range(1000)]
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+    assert len({text[:8] for text in ids}) == len(ids)
+    assert len({new_id()[:8] for _ in range(100)}) == 1  # the time-ordered ones share it
+
+
+def test_a_flow_run_is_found_by_the_short_id_shown_for_it(tmp_path: Path) -> None:
+    from riverrun import flow
+    from riverrun.settings import get_settings, temporary_settings
+    from riverrun.store import close_stores, get_store
+
+    @flow
+    def quick() -> None:
+        return None
+
+    close_stores()
+    with temporary_settings(home=str(tmp_path / "home")):
+        for _ in range(5):
+            quick()
+        store = get_store(get_settings())
+        runs = store.read_flow_runs()
+        assert len(runs) == 5
+        for run in runs:
+            assert store.read_flow_run(run.id[:8]).id == run.id
+        close_stores()

@@ -11,6 +11,7 @@ __all__ = [
     "callable_key",
     "generate_flow_run_name",
     "generate_task_run_name",
+    "new_flow_run_id",
     "new_id",
 ]
 
@@ -235,6 +236,10 @@ def generate_task_run_name(task_name: str) -> str:
     return f"{task_name}-{_random.getrandbits(12):03x}"
 
 
+# The bits of a version 4 UUID that are not random: cleared, then set.
+_UUID4_KEEP = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID4_SET = (4 << 76) | (0x8000 << 48)
+
 # The 80 bits after the timestamp of a version 7 UUID, of which the version and variant
 # are not random: cleared, then set.
 _UUID7_KEEP = ~((0xF << 76) | (0x3 << 62)) & ((1 << 80) - 1)
@@ -245,8 +250,20 @@ _MILLIS = (1 << 48) - 1
 _time_ns = time.time_ns
 
 
+def new_flow_run_id() -> str:
+    """A random (version 4) UUID string for a flow run.
+
+    Flow runs are shown by the first characters of their id and looked up by any unique
+    prefix (the CLI, the UI), so those characters must differ between runs made in the
+    same minute, which a time-ordered id's do not. Flow runs are few next to task runs,
+    so where their rows go in the B-trees matters little. (Randomness as ``new_id``'s.)
+    """
+    text = "%032x" % (_random.getrandbits(128) & _UUID4_KEEP | _UUID4_SET)
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 def new_id() -> str:
-    """A time-ordered (version 7, RFC 9562) UUID string for a run.
+    """A time-ordered (version 7, RFC 9562) UUID string for a task run.
 
     The first 48 bits are the Unix time in milliseconds, so ids made later sort later
     (within one millisecond, in random order): rows keyed or indexed by run id go in at

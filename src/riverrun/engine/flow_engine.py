@@ -57,7 +57,13 @@ from riverrun.logging import (
     run_logger,
     setup_logging,
 )
-from riverrun.names import SCRIPT_MODULE, generate_flow_run_name, generate_task_run_name, new_id
+from riverrun.names import (
+    SCRIPT_MODULE,
+    generate_flow_run_name,
+    generate_task_run_name,
+    new_flow_run_id,
+    new_id,
+)
 from riverrun.orchestration import check_transition
 from riverrun.serializers import get_serializer
 from riverrun.settings import Settings, get_settings
@@ -184,7 +190,7 @@ def flow_run_loop(
         flow_run.hostname, flow_run.pid = _hostname(), os.getpid()
     else:
         flow_run = FlowRun(
-            id=new_id(),
+            id=new_flow_run_id(),
             name=_run_name(flow, bound.arguments),
             flow_name=flow.name,
             parameters=jsonable(bound.arguments),
