@@ -63,25 +63,22 @@ def batches(make_id: Callable[[], str], flow_run_id: str, n: int, size: int) -> 
                 state=pending,
                 created=now,
             )
-            batch.task_runs.append(statements.task_run_row(run))
+            batch.task_runs.append(list(statements.task_run_values(run)))
             for state in (pending, running, completed):
-                batch.states.append(statements.state_row(run.id, "task", state))
-            batch.logs.append(
-                {
-                    "flow_run_id": flow_run_id,
-                    "task_run_id": run.id,
-                    "level": 20,
-                    "logger": "riverrun.task_runs",
-                    "message": f"Task run '{run.name}' - Finished in state Completed()",
-                    "timestamp": now,
-                }
+                batch.states.append(statements.state_values(run.id, "task", state))
+            stamp = statements.micros(now)
+            message = f"Task run '{run.name}' - Finished in state Completed()"
+            batch.logs.append((flow_run_id, run.id, 20, "riverrun.task_runs", message, stamp, None))
+            batch.task_run_updates[run.id] = (
+                "COMPLETED",
+                completed.name,
+                completed.message,
+                1,
+                stamp,
+                stamp,
+                None,
+                None,
             )
-            batch.task_run_updates[run.id] = {
-                "run_count": 1,
-                "start_time": now,
-                "end_time": now,
-                **statements.state_columns(completed),
-            }
         out.append(batch)
     return out
 
