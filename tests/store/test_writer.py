@@ -10,6 +10,7 @@ import fcntl
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -312,3 +313,53 @@ def test_values_marshal_refuses_still_reach_the_database(writer_store: EmbeddedS
     assert task_run.tags == ["subclassed-tag"]
     assert task_run.state is not None and task_run.state.is_completed()
     assert "a line of a str subclass" in [log.message for log in writer_store.read_logs(run.id)]
+
+
+def test_a_batch_committed_but_not_confirmed_before_the_writer_died_is_not_written_again(
+    writer_store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    doubles(3)
+    writer_pid = _wait_until_ready(writer_store)
+    writer = writer_store._writer
+    assert writer is not None
+    # From here on this process hears no confirmation, as when the writer dies between
+    # its COMMIT and its answer.
+    monkeypatch.setattr(writer, "_answer", lambda seq, text: None)
+    database = writer_store._db.path  # type: ignore[attr-defined]
+
+    def committed_mark() -> int | None:
+        with sqlite3.connect(database) as connection:
+            row = connection.execute(
+                'SELECT "seq" FROM "writer_marks" WHERE "writer" = ?', (writer.key,)
+            ).fetchone()
+        return None if row is None else row[0]
+
+    @flow
+    def unconfirmed() -> int:
+        total = sum(double(i) for i in range(40))
+        writer_store._drain()  # hand the batch over
+        deadline = time.monotonic() + 60
+        while committed_mark() is None:
+            assert time.monotonic() < deadline, "the writer never committed the batch"
+            time.sleep(0.01)
+        os.kill(writer_pid, signal.SIGKILL)
+        os.waitpid(writer_pid, 0)
+        return total
+
+    assert unconfirmed() == 2 * sum(range(40))
+    assert writer_store._writer is None  # this process writes from now on
+    run = next(r for r in writer_store.read_flow_runs() if r.flow_name == "unconfirmed")
+    task_runs = writer_store.read_task_runs(run.id)
+    assert len(task_runs) == 40
+    for task_run in task_runs:
+        assert [s.name for s in writer_store.read_states(task_run.id)] == [
+            "Pending",
+            "Running",
+            "Completed",
+        ]
+    messages = [log.message for log in writer_store.read_logs(run.id)]
+    assert sorted(m for m in messages if m.startswith("doubling ")) == sorted(
+        f"doubling {i}" for i in range(40)
+    )
+    assert not [r for r in caplog.records if "Dropped a run-history event" in r.getMessage()]
+    assert committed_mark() is None  # read and removed when the writer was found gone

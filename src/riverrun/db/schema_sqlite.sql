@@ -144,4 +144,10 @@ CREATE TABLE task_runs (
 
 CREATE INDEX ix_task_runs_flow_run_id ON task_runs (flow_run_id);
 
+CREATE TABLE writer_marks (
+    writer VARCHAR(255) NOT NULL,
+    seq BIGINT NOT NULL,
+    CONSTRAINT pk_writer_marks PRIMARY KEY (writer)
+);
+
 CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));

@@ -53,10 +53,12 @@ __all__ = [
     "micros",
     "select_cache_entry",
     "select_limit_names",
+    "set_writer_mark",
     "sqlite_timestamp",
     "state_columns",
     "state_row",
     "state_values",
+    "take_writer_mark",
     "task_run_values",
     "update_heartbeats",
     "upsert_cache_entry",
@@ -640,6 +642,26 @@ def upsert_cache_entry(driver: Driver, entry: CacheEntry) -> None:
             }
         ],
     )
+
+
+def set_writer_mark(driver: Driver, writer: str, seq: int) -> None:
+    """Record that ``writer`` committed its batches up to ``seq`` (see store/writer.py)."""
+    mark = driver.dialect.placeholder
+    driver.executemany(
+        f'INSERT INTO "writer_marks" ("writer", "seq") VALUES ({mark}, {mark}) '
+        'ON CONFLICT ("writer") DO UPDATE SET "seq" = excluded."seq"',
+        [(writer, seq)],
+    )
+
+
+def take_writer_mark(driver: Driver, writer: str) -> int | None:
+    """The last batch ``writer`` committed (None: none), removing its mark."""
+    mark = driver.dialect.placeholder
+    rows = driver.query(f'SELECT "seq" FROM "writer_marks" WHERE "writer" = {mark}', (writer,))
+    if not rows:
+        return None
+    driver.executemany(f'DELETE FROM "writer_marks" WHERE "writer" = {mark}', [(writer,)])
+    return int(rows[0][0])
 
 
 def select_limit_names(driver: Driver) -> frozenset[str]:

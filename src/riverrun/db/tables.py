@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Dialect,
@@ -32,6 +33,7 @@ __all__ = [
     "metadata",
     "states",
     "task_runs",
+    "writer_marks",
 ]
 
 metadata = MetaData(
@@ -181,6 +183,16 @@ flows = Table(
     Column("name", String(255), nullable=False),
     _timestamp("created", nullable=False),
     Index("ix_flows_name", "name", unique=True),
+)
+
+# How far each writer process got (0007): the last batch it committed, set in the same
+# transaction, so that the process that handed the batches over can tell, if the writer
+# dies before confirming one, whether it is in (see store/writer.py).
+writer_marks = Table(
+    "writer_marks",
+    metadata,
+    Column("writer", String(255), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
 )
 
 cache_entries = Table(

@@ -410,22 +410,51 @@ class EmbeddedStore:
         if self._writer is None and self._wants_writer():
             self._start_writer()
 
-    def _write_queued(self) -> None:
+    def _write_queued(self, mark: tuple[str, int] | None = None) -> None:
         count = len(self._queue)
-        if not count:
+        if not count and mark is None:
             return
         events = [self._queue.popleft() for _ in range(count)]
         try:
-            self._write(events)
+            self._write(events, mark)
         except _unavailable():
             self._queue.extendleft(reversed(events))
             raise
         except Exception:
             self._write_one_by_one(events)
+            if mark is not None:
+                self._write([], mark)
         except BaseException:
             self._queue.extendleft(reversed(events))
             raise
         self._written += count
+
+    def commit_events(self, events: list[tuple[Any, ...]], mark: tuple[str, int]) -> None:
+        """Commit ``events`` (as this store's ``record_*`` methods queue them) now, after
+        any kept from an earlier attempt; for the writer process.
+
+        ``mark`` is (writer key, batch number): recorded in the same transaction, so
+        that the process that handed the batch over can tell whether it was committed
+        if the writer dies before confirming it. When the database is unavailable the
+        error is raised and the events are kept for the next call.
+        """
+        with self._flush_lock:
+            self._queue.extend(events)
+            self._write_queued(mark)
+
+    def drop_queued(self) -> int:
+        """Forget the events kept from failed attempts; how many there were (for a
+        writer process giving up on an unavailable database)."""
+        with self._flush_lock:
+            count = len(self._queue)
+            self._queue.clear()
+            return count
+
+    def forget_writer_mark(self, key: str) -> None:
+        """Remove a writer's mark once nobody needs it (best effort: a leftover mark
+        is a row of two values)."""
+        with contextlib.suppress(Exception), self._db.write() as driver:
+            statements.take_writer_mark(driver, key)
 
     # -- the writer process ----------------------------------------------------------
 
@@ -443,19 +472,41 @@ class EmbeddedStore:
             self._writer_mode = "thread"
 
     def _writer_gone(self, writer: WriterProcess) -> None:
-        """The writer stopped: take back what it had not confirmed, in order, and write
+        """The writer stopped: take back what it had not committed, in order, and write
         everything here from now on."""
         self._writer = None
         self._writer_mode = "thread"
-        events = writer.take_unacked()
+        writer.stop()  # it must not commit anything once its mark has been read
+        batches = writer.take_unacked()
+        committed = self._committed_by(writer)
+        events = [
+            event
+            for seq, batch in batches
+            if committed is None or seq > committed
+            for event in batch
+        ]
         logger.warning(
             "The run-history writer process (pid %d) stopped (exit status %s); this "
-            "process writes its %d unconfirmed event(s) and the rest itself",
+            "process writes its %d uncommitted event(s) and the rest itself",
             writer.pid,
             writer.exit_status(),
             len(events),
         )
         self._queue.extendleft(reversed(events))
+
+    def _committed_by(self, writer: WriterProcess) -> int | None:
+        """The last batch a stopped writer committed (from its mark), or None if it
+        committed none or the database cannot tell now."""
+        try:
+            with self._db.write() as driver:
+                return statements.take_writer_mark(driver, writer.key)
+        except Exception as error:
+            logger.warning(
+                "Could not read what the writer process committed (%s); its unconfirmed "
+                "events are written again and some may be recorded twice",
+                _first_line(error),
+            )
+            return None
 
     def _beat(self) -> None:
         with self._live_lock:
@@ -464,10 +515,12 @@ class EmbeddedStore:
             with self._db.write() as driver:
                 statements.update_heartbeats(driver, live, datetime.now(UTC))
 
-    def _write(self, events: list[tuple[Any, ...]]) -> None:
+    def _write(self, events: list[tuple[Any, ...]], mark: tuple[str, int] | None = None) -> None:
         batch = _batch(events)
         with self._db.write() as driver:
             statements.apply_batch(driver, batch)
+            if mark is not None:
+                statements.set_writer_mark(driver, *mark)
 
     def _write_one_by_one(self, events: list[tuple[Any, ...]]) -> None:
         for position, event in enumerate(events):

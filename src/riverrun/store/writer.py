@@ -11,8 +11,8 @@ Protocol, over the child's standard streams:
 - parent → writer (its stdin): frames ``<length: u32><encoding: 1 byte><data>``, the
   data a ``marshal`` (``m``: the events are flat tuples of plain values, which marshal
   writes and reads several times faster than pickle) or else a ``pickle`` (``p``). The
-  first frame holds the ``Settings``; each later one ``(seq, events)``, with ``seq``
-  counting up from 1.
+  first frame holds ``(Settings, writer key)``; each later one ``(seq, events)``, with
+  ``seq`` counting up from 1.
 - writer → parent (its stdout): ``<seq: u64><length: u32><utf-8 text>``. ``seq`` 0 once
   the database is open ("ready"); then each batch's ``seq`` once its transaction has
   committed, with no text; or, while the database cannot be used, the batch's ``seq``
@@ -25,11 +25,14 @@ What this guarantees:
 
 - Order: batches commit in the order they were sent, after everything the parent
   committed itself before it started the writer.
-- Nothing is lost with either process: the parent keeps each batch until it is
-  acknowledged and writes the unacknowledged ones itself if the writer dies; the
-  writer finishes what it received when the parent dies (``kill -9`` included). The
-  writer ignores SIGINT and runs in a session of its own, so Ctrl-C or a signal to the
-  parent's process group stops the runs but not the recording of what they did.
+- Nothing is lost or recorded twice with either process: the parent keeps each batch
+  until it is acknowledged, and if the writer dies, writes the ones the writer did not
+  commit. Which those are it reads from the writer's mark: each transaction also sets
+  ``writer_marks(writer key, last seq)``, so a batch committed just before the writer
+  died, unacknowledged, is not written again. The writer finishes what it received
+  when the parent dies (``kill -9`` included). It ignores SIGINT and runs in a
+  session of its own, so Ctrl-C or a signal to the parent's process group stops the
+  runs but not the recording of what they did.
 - A parent's crash is declared only after its writer finished: the writer holds an
   exclusive lock on ``<home>/writers/<parent pid>.lock`` for its whole life, and the
   crash sweep takes that lock before marking the parent's runs (``wait_for_writers``).
@@ -122,6 +125,8 @@ class WriterProcess:
             os.close(to_writer)
             os.close(from_writer)
         os.set_blocking(self._acks, False)
+        # Names this writer's progress mark in the database (see _commit).
+        self.key = f"{socket.gethostname()}-{os.getpid()}-{self._process.pid}"
         self._received = bytearray()
         # seq -> events, oldest first: what the writer has not confirmed yet.
         self._unacked: collections.OrderedDict[int, list[Any]] = collections.OrderedDict()
@@ -130,7 +135,7 @@ class WriterProcess:
         self.ready = False
         # The latest reason the writer gave for not committing (None: none pending).
         self.problem: str | None = None
-        self._frame(settings)
+        self._frame((settings, self.key))
 
     @property
     def pid(self) -> int:
@@ -167,11 +172,23 @@ class WriterProcess:
                 )
             self._read(remaining)
 
-    def take_unacked(self) -> list[Any]:
-        """The events sent but not confirmed, in order (after ``WriterGone``)."""
-        events = [event for batch in self._unacked.values() for event in batch]
+    def take_unacked(self) -> list[tuple[int, list[Any]]]:
+        """The batches sent but not confirmed, oldest first, with their numbers (after
+        ``WriterGone``; the writer's mark tells which of them it committed)."""
+        batches = list(self._unacked.items())
         self._unacked.clear()
-        return events
+        return batches
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Make sure the writer has exited (after ``WriterGone``): killed if it has not
+        within ``timeout`` seconds, so that it commits nothing more."""
+        self._close_output()
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
+                self._process.kill()
+            self._process.wait()
 
     def close(self, timeout: float) -> None:
         """End the writer's input and wait up to ``timeout`` seconds for it to commit
@@ -379,19 +396,23 @@ def _hold_lock(home: Path, parent: int) -> tuple[Path, int]:
     return path, descriptor
 
 
-def _commit(store: Any, events: list[Any], parent: int, answer: Any, seqs: list[int]) -> None:
-    """Commit ``events`` in one transaction, trying again while the database is
-    unavailable (for at most ``GIVE_UP_AFTER`` seconds once the parent is gone)."""
+def _commit(
+    store: Any, events: list[Any], parent: int, answer: Any, seqs: list[int], key: str
+) -> None:
+    """Commit ``events`` in one transaction with this writer's mark (``key``, the last
+    batch number), trying again while the database is unavailable (for at most
+    ``GIVE_UP_AFTER`` seconds once the parent is gone)."""
     from riverrun.store.embedded import _first_line
 
-    store._queue.extend(events)
+    mark = (key, seqs[-1])
     given_up_at: float | None = None
     delay = 0.05
     while True:
         try:
-            store.flush()
+            store.commit_events(events, mark)
             return
         except Exception as error:
+            events = []  # the store keeps what it could not commit
             # Said at every attempt: a parent that starts waiting later hears it too.
             text = _first_line(error)
             for seq in seqs:
@@ -400,8 +421,7 @@ def _commit(store: Any, events: list[Any], parent: int, answer: Any, seqs: list[
                 if given_up_at is None:
                     given_up_at = time.monotonic() + GIVE_UP_AFTER
                 elif time.monotonic() > given_up_at:
-                    lost = len(store._queue)
-                    store._queue.clear()
+                    lost = store.drop_queued()
                     print(
                         f"riverrun writer: the process that ran the flows is gone and the "
                         f"database is still unavailable ({text}); {lost} run-history "
@@ -419,9 +439,10 @@ def main() -> None:
     frames = _Frames(sys.stdin.fileno())
     answer = _Answers(sys.stdout.buffer)
     parent = os.getppid()
-    settings = frames.next()
-    if settings is _END:
+    first = frames.next()
+    if first is _END:
         return
+    settings, key = first
     from riverrun.store.embedded import EmbeddedStore
 
     lock_path, lock = _hold_lock(settings.home, parent)
@@ -445,13 +466,15 @@ def main() -> None:
                     break
                 seqs.append(more[0])
                 events.extend(more[1])
-            _commit(store, events, parent, answer, seqs)
+            _commit(store, events, parent, answer, seqs, key)
             for seq in seqs:
                 answer.send(seq)
             del frame, events
             batches += 1
             if batches % _COLLECT_EVERY == 0:
                 gc.collect()
+        # Every batch is confirmed (or the parent is gone): nobody reads the mark now.
+        store.forget_writer_mark(key)
         store.close()
     finally:
         with contextlib.suppress(FileNotFoundError):
