@@ -251,3 +251,28 @@ def test_expiry_is_judged_by_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls == [1, 1]
     at(timedelta(hours=2, minutes=1))
     assert calls == [1, 1, 1]
+
+
+def test_remembered_argument_digests_still_tell_types_and_signs_apart() -> None:
+    from riverrun.hashing import digest_arguments
+
+    calls: list[dict[str, Any]] = [
+        {"x": 1},
+        {"x": True},
+        {"x": 1.0},
+        {"x": "1"},
+        {"x": b"1"},
+        {"x": 0.0},
+        {"x": -0.0},
+        {"x": None},
+        {"x": 1, "y": "a"},
+        {"x": "a" * 10_000},  # too long to be remembered: hashed each time
+        {"x": (1,)},  # not a scalar: hashed each time
+    ]
+    first = [digest_arguments(arguments) for arguments in calls]
+    again = [digest_arguments(arguments) for arguments in calls]  # from the memo
+    assert again == first
+    assert len(set(first)) == len(calls)
+    assert digest_arguments({"y": "a", "x": 1}) == digest_arguments({"x": 1, "y": "a"})
+    with pytest.raises(UnhashableInputError, match="argument 'lock'"):
+        digest_arguments({"lock": threading.Lock()})
