@@ -24,11 +24,12 @@ never a wrong hit.
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from riverrun.hashing import digest_arguments, stable_digest
+from riverrun.hashing import digest_arguments, scalar_key, stable_digest
 
 if TYPE_CHECKING:
     from riverrun.context import TaskRunContext
@@ -174,9 +175,20 @@ class RunId(CachePolicy):
 
 @dataclass(frozen=True, repr=False, eq=False)
 class CacheKeyFnPolicy(CachePolicy):
-    """A ``cache_key_fn(context, parameters)`` as a policy; its key is used as given."""
+    """A ``cache_key_fn(context, parameters)`` as a policy; its key is used as given.
+
+    ``task_input_hash`` is a pure function of the task's source and the arguments: its
+    keys for plain scalar arguments are remembered (a task called again and again with
+    the same inputs hashes them once). Any other function is called every time.
+    """
 
     fn: Callable[[TaskRunContext, dict[str, Any]], str | None]
+    _pure: bool = field(init=False, default=False, compare=False)
+
+    def __post_init__(self) -> None:
+        tasks = sys.modules.get("riverrun.tasks")  # (imported by then if fn is from it)
+        pure = tasks is not None and self.fn is getattr(tasks, "task_input_hash", None)
+        object.__setattr__(self, "_pure", pure)
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -185,10 +197,30 @@ class CacheKeyFnPolicy(CachePolicy):
     def compute_key(
         self, context: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any]
     ) -> str | None:
+        if self._pure:
+            arguments = scalar_key(inputs)
+            if arguments is not None:
+                # The task's identity covers its source (and name): see Task.identity.
+                memo_key = (context.task.identity(), arguments)
+                key = _input_hash_keys.get(memo_key)
+                if key is None:
+                    key = self.fn(context, dict(inputs))
+                    if key is not None and not isinstance(key, str):
+                        raise TypeError(f"cache_key_fn returned {key!r}, not a string")
+                    if len(_input_hash_keys) >= _MEMO_ENTRIES:
+                        _input_hash_keys.clear()
+                    if key is not None:
+                        _input_hash_keys[memo_key] = key
+                return key
         key = self.fn(context, dict(inputs))
         if key is not None and not isinstance(key, str):
             raise TypeError(f"cache_key_fn returned {key!r}, not a string")
         return key
+
+
+# Keys task_input_hash gave, by task identity and scalar arguments (see above).
+_MEMO_ENTRIES = 4096
+_input_hash_keys: dict[tuple[str, tuple[Any, ...]], str] = {}
 
 
 INPUTS = Inputs()

@@ -24,7 +24,7 @@ import pathlib
 import uuid
 from typing import Any
 
-__all__ = ["UnhashableInputError", "digest_arguments", "stable_digest"]
+__all__ = ["UnhashableInputError", "digest_arguments", "scalar_key", "stable_digest"]
 
 _MAX_DEPTH = 64
 
@@ -50,7 +50,7 @@ def digest_arguments(arguments: dict[str, Any]) -> str:
     Raises:
         UnhashableInputError: an argument has no stable encoding.
     """
-    memo_key = _memo_key(arguments)
+    memo_key = scalar_key(arguments)
     if memo_key is not None:
         found = _memo.get(memo_key)
         if found is not None:
@@ -81,10 +81,11 @@ _SIZED = (str, bytes)
 _UNSIZED = (int, bool, type(None))
 
 
-def _memo_key(arguments: dict[str, Any]) -> tuple[Any, ...] | None:
-    """The arguments as a memo key, or ``None`` when one of them is not a plain scalar.
-    Each value goes with its exact type (``1``, ``1.0``, ``True`` are equal keys but
-    have distinct digests), a float as its ``repr`` (``0.0 == -0.0``)."""
+def scalar_key(arguments: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The arguments as a memo key (equal keys, equal digests), or ``None`` when one
+    of them is not a plain scalar. Each value goes with its exact type (``1``, ``1.0``
+    and ``True`` are equal keys but have distinct digests), a float as its ``repr``
+    (``0.0 == -0.0``)."""
     key = []
     for name, value in arguments.items():
         kind = type(value)

@@ -271,3 +271,42 @@ def test_a_remembered_hit_rereads_a_file_rewritten_with_other_bytes() -> None:
     path.write_bytes(pickle.dumps("written elsewhere, with no entry for it"))
     assert pipeline() == "first"  # the digest the entry recorded no longer matches
     assert calls == [1, 1]
+
+
+def test_remembered_task_input_hash_keys_are_the_keys_it_gives(store: RunStore) -> None:
+    from riverrun.cache_policies import CacheKeyFnPolicy
+    from riverrun.context import TaskRunContext
+
+    @task(cache_key_fn=task_input_hash)
+    def one(x: object) -> object:
+        return x
+
+    @task(cache_key_fn=task_input_hash)
+    def two(x: object) -> object:  # another source: other keys for the same inputs
+        return [x]
+
+    def direct(t: object, arguments: dict[str, object]) -> str | None:
+        context = TaskRunContext.__new__(TaskRunContext)
+        context.task = t  # type: ignore[assignment]
+        return task_input_hash(context, arguments)
+
+    inputs: list[object] = [1, True, 1.0, -0.0, 0.0, "1", b"1", None, (1,)]
+
+    @flow
+    def pipeline() -> None:
+        for value in inputs:
+            one(value)
+            two(value)
+            one(value)  # a hit, with the remembered key
+
+    pipeline()
+    recorded = [
+        (t.task_name, t.cache_key) for t in store.read_task_runs(store.read_flow_runs()[0].id)
+    ]
+    expected = [(t.name, direct(t, {"x": value})) for value in inputs for t in (one, two, one)]
+    assert sorted(recorded, key=str) == sorted(expected, key=str)
+    assert len({key for _, key in expected}) == 2 * len(inputs)
+    policy = one.cache_policy
+    assert isinstance(policy, CacheKeyFnPolicy) and policy._pure
+    other = CacheKeyFnPolicy(lambda context, parameters: "k")
+    assert not other._pure  # any other function is called on every run
