@@ -107,6 +107,9 @@ class ResultPlan:
         return ResultRef(str(self.storage), key, self.serializer.name, inputs, task)
 
 
+_last_plan: ResultPlan | None = None  # see plan_results
+
+
 def expired(entry: CacheEntry, at: datetime) -> bool:
     """Whether ``entry`` has expired at time ``at``."""
     return entry.expiration is not None and entry.expiration <= at
@@ -151,6 +154,7 @@ def plan_results(
         persist = defaults.persist if defaults is not None else False
     if not persist and task.cache_policy is None:
         return None
+    global _last_plan
     storage = task.result_storage or (
         defaults.storage
         if defaults is not None
@@ -159,13 +163,18 @@ def plan_results(
     serializer = task.result_serializer or (
         defaults.serializer if defaults is not None else get_serializer("pickle")
     )
-    key = None
     if task.result_storage_key is not None:
         flow_run = flow_context.flow_run
         key = results.render_key(
             task.result_storage_key, parameters, task_run=run, flow_run=flow_run
         )
-    return ResultPlan(storage, serializer, key)
+        return ResultPlan(storage, serializer, key)
+    # Most runs share the same plan: the last one made is reused (a plan is immutable).
+    last = _last_plan
+    if last is not None and last.storage is storage and last.serializer is serializer:
+        return last
+    plan = _last_plan = ResultPlan(storage, serializer, None)
+    return plan
 
 
 def cache_key(task: Task[..., Any], context: TaskRunContext, logger: RunLogger) -> str | None:
