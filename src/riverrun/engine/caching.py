@@ -203,8 +203,18 @@ def cache_key(task: Task[..., Any], context: TaskRunContext, logger: RunLogger) 
         return key  # a key the user made is used as given (tasks may share it on purpose)
     # Built-in policies are scoped to the task: INPUTS alone never hands one task's
     # result to another task called with the same arguments.
-    scoped = hashlib.sha256(f"{task.key}\x00{task.name}\x00{key}".encode())
-    return scoped.hexdigest()
+    memo_key = (task.key, task.name, key)
+    scoped = _scoped_keys.get(memo_key)
+    if scoped is None:
+        scoped = hashlib.sha256(f"{task.key}\x00{task.name}\x00{key}".encode()).hexdigest()
+        if len(_scoped_keys) >= _MEMO_ENTRIES:
+            _scoped_keys.clear()
+        _scoped_keys[memo_key] = scoped
+    return scoped
+
+
+# Scoped keys by (task key, task name, policy key): a pure function of those.
+_scoped_keys: dict[tuple[str, str, str], str] = {}
 
 
 def inputs_digest(parameters: dict[str, Any]) -> str | None:
