@@ -24,11 +24,13 @@ never a wrong hit.
 from __future__ import annotations
 
 import hashlib
+import sys
+import types
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from riverrun.hashing import digest_arguments, stable_digest
+from riverrun.hashing import digest_arguments, scalar_key, stable_digest
 
 if TYPE_CHECKING:
     from riverrun.context import TaskRunContext
@@ -82,6 +84,13 @@ class CompoundCachePolicy(CachePolicy):
     """Several policies at once: a key from all their keys, none if one gives none."""
 
     policies: tuple[CachePolicy, ...]
+    # Whether every part's name is fixed (built-in policies): the digest of the parts'
+    # keys is then remembered. A user's policy could name itself differently each time.
+    _fixed_names: bool = field(init=False, default=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fixed = all(_has_fixed_name(policy) for policy in self.policies)
+        object.__setattr__(self, "_fixed_names", fixed)
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -90,13 +99,22 @@ class CompoundCachePolicy(CachePolicy):
     def compute_key(
         self, context: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any]
     ) -> str | None:
-        digest = hashlib.sha256()
+        keys = []
         for policy in self.policies:
             key = policy.compute_key(context, inputs, flow_parameters)
             if key is None:
                 return None
-            digest.update(f"{policy!r}\x00{key}\x00".encode())
-        return digest.hexdigest()
+            keys.append(key)
+        memo_key = (self, tuple(keys)) if self._fixed_names else None
+        combined = None if memo_key is None else _combined_keys.get(memo_key)
+        if combined is None:
+            digest = hashlib.sha256()
+            for policy, key in zip(self.policies, keys, strict=True):
+                digest.update(f"{policy!r}\x00{key}\x00".encode())
+            combined = digest.hexdigest()
+            if memo_key is not None:
+                _remember(_combined_keys, memo_key, combined)
+        return combined
 
 
 class NoCache(CachePolicy):
@@ -140,7 +158,13 @@ class TaskSource(CachePolicy):
     def compute_key(
         self, context: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any]
     ) -> str | None:
-        return str(context.task.source_digest().hexdigest())
+        # By the task's identity, which covers its source (see Task.identity).
+        identity = context.task.identity()
+        key = _source_keys.get(identity)
+        if key is None:
+            key = str(context.task.source_digest().hexdigest())
+            _remember(_source_keys, identity, key)
+        return key
 
 
 class FlowParameters(CachePolicy):
@@ -174,9 +198,20 @@ class RunId(CachePolicy):
 
 @dataclass(frozen=True, repr=False, eq=False)
 class CacheKeyFnPolicy(CachePolicy):
-    """A ``cache_key_fn(context, parameters)`` as a policy; its key is used as given."""
+    """A ``cache_key_fn(context, parameters)`` as a policy; its key is used as given.
+
+    ``task_input_hash`` is a pure function of the task's source and the arguments: its
+    keys for plain scalar arguments are remembered (a task called again and again with
+    the same inputs hashes them once). Any other function is called every time.
+    """
 
     fn: Callable[[TaskRunContext, dict[str, Any]], str | None]
+    _pure: bool = field(init=False, default=False, compare=False)
+
+    def __post_init__(self) -> None:
+        tasks = sys.modules.get("riverrun.tasks")  # (imported by then if fn is from it)
+        pure = tasks is not None and self.fn is getattr(tasks, "task_input_hash", None)
+        object.__setattr__(self, "_pure", pure)
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -185,10 +220,44 @@ class CacheKeyFnPolicy(CachePolicy):
     def compute_key(
         self, context: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any]
     ) -> str | None:
+        if self._pure:
+            arguments = scalar_key(inputs)
+            if arguments is not None:
+                # The task's identity covers its source (and name): see Task.identity.
+                memo_key = (context.task.identity(), arguments)
+                key = _input_hash_keys.get(memo_key)
+                if key is None:
+                    key = self.fn(context, dict(inputs))
+                    if key is not None and not isinstance(key, str):
+                        raise TypeError(f"cache_key_fn returned {key!r}, not a string")
+                    if key is not None:
+                        _remember(_input_hash_keys, memo_key, key)
+                return key
         key = self.fn(context, dict(inputs))
         if key is not None and not isinstance(key, str):
             raise TypeError(f"cache_key_fn returned {key!r}, not a string")
         return key
+
+
+# Keys that are pure functions of what they are remembered by (so right in every store
+# and process): task_input_hash's by task identity and scalar arguments, TASK_SOURCE's
+# by task identity, a compound policy's digest by the policy and its parts' keys.
+_MEMO_ENTRIES = 4096
+_input_hash_keys: dict[tuple[str, tuple[Any, ...]], str] = {}
+_source_keys: dict[str, str] = {}
+_combined_keys: dict[tuple[CompoundCachePolicy, tuple[str, ...]], str] = {}
+
+
+def _has_fixed_name(policy: CachePolicy) -> bool:
+    if isinstance(policy, CacheKeyFnPolicy):
+        return type(policy) is CacheKeyFnPolicy and isinstance(policy.fn, types.FunctionType)
+    return type(policy) in (Inputs, TaskSource, FlowParameters, RunId, NoCache)
+
+
+def _remember(memo: dict[Any, str], key: Any, value: str) -> None:
+    if len(memo) >= _MEMO_ENTRIES:
+        memo.clear()
+    memo[key] = value
 
 
 INPUTS = Inputs()

@@ -24,7 +24,7 @@ import pathlib
 import uuid
 from typing import Any
 
-__all__ = ["UnhashableInputError", "digest_arguments", "stable_digest"]
+__all__ = ["UnhashableInputError", "digest_arguments", "scalar_key", "stable_digest"]
 
 _MAX_DEPTH = 64
 
@@ -50,6 +50,11 @@ def digest_arguments(arguments: dict[str, Any]) -> str:
     Raises:
         UnhashableInputError: an argument has no stable encoding.
     """
+    memo_key = scalar_key(arguments)
+    if memo_key is not None:
+        found = _memo.get(memo_key)
+        if found is not None:
+            return found
     digest = hashlib.sha256()
     for name in sorted(arguments):
         try:
@@ -58,7 +63,41 @@ def digest_arguments(arguments: dict[str, Any]) -> str:
             raise UnhashableInputError(f"argument {name!r}: {error}") from None
         digest.update(_text(b"s", name))
         digest.update(encoded)
-    return digest.hexdigest()
+    hexdigest = digest.hexdigest()
+    if memo_key is not None:
+        if len(_memo) >= _MEMO_ENTRIES:
+            _memo.clear()
+        _memo[memo_key] = hexdigest
+    return hexdigest
+
+
+# Digests of recent argument sets made only of small immutable scalars (a cached task
+# called again and again with the same inputs hashes them once). A digest is a pure
+# function of the values, so this is right in every store and process.
+_MEMO_ENTRIES = 4096
+_MEMO_MAX_LENGTH = 256  # longer strings and bytes are hashed each time (not kept alive)
+_memo: dict[tuple[Any, ...], str] = {}
+_SIZED = (str, bytes)
+_UNSIZED = (int, bool, type(None))
+
+
+def scalar_key(arguments: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The arguments as a memo key (equal keys, equal digests), or ``None`` when one
+    of them is not a plain scalar. Each value goes with its exact type (``1``, ``1.0``
+    and ``True`` are equal keys but have distinct digests), a float as its ``repr``
+    (``0.0 == -0.0``)."""
+    key = []
+    for name, value in arguments.items():
+        kind = type(value)
+        if kind in _SIZED:
+            if len(value) > _MEMO_MAX_LENGTH:
+                return None
+        elif kind is float:
+            value = repr(value)
+        elif kind not in _UNSIZED:
+            return None
+        key.append((name, kind, value))
+    return tuple(key)
 
 
 def _encoded(value: Any, depth: int) -> bytes:

@@ -251,3 +251,79 @@ def test_expiry_is_judged_by_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls == [1, 1]
     at(timedelta(hours=2, minutes=1))
     assert calls == [1, 1, 1]
+
+
+def test_remembered_argument_digests_still_tell_types_and_signs_apart() -> None:
+    from riverrun.hashing import digest_arguments
+
+    calls: list[dict[str, Any]] = [
+        {"x": 1},
+        {"x": True},
+        {"x": 1.0},
+        {"x": "1"},
+        {"x": b"1"},
+        {"x": 0.0},
+        {"x": -0.0},
+        {"x": None},
+        {"x": 1, "y": "a"},
+        {"x": "a" * 10_000},  # too long to be remembered: hashed each time
+        {"x": (1,)},  # not a scalar: hashed each time
+    ]
+    first = [digest_arguments(arguments) for arguments in calls]
+    again = [digest_arguments(arguments) for arguments in calls]  # from the memo
+    assert again == first
+    assert len(set(first)) == len(calls)
+    assert digest_arguments({"y": "a", "x": 1}) == digest_arguments({"x": 1, "y": "a"})
+    with pytest.raises(UnhashableInputError, match="argument 'lock'"):
+        digest_arguments({"lock": threading.Lock()})
+
+
+def _context_of(t: object) -> Any:
+    from riverrun.context import TaskRunContext
+
+    context = TaskRunContext.__new__(TaskRunContext)
+    context.task = t  # type: ignore[assignment]
+    return context
+
+
+def test_remembered_policy_keys_are_the_keys_they_stand_for() -> None:
+    import hashlib
+
+    from riverrun.cache_policies import CachePolicy
+
+    @task
+    def one(x: int) -> int:
+        return x
+
+    @task
+    def two(x: int) -> int:  # another source
+        return -x
+
+    policy = INPUTS + TASK_SOURCE
+    for t in (one, two, one, two):  # the second round comes from the memos
+        context = _context_of(t)
+        source = t.source_digest().hexdigest()
+        assert TASK_SOURCE.compute_key(context, {}, {}) == source
+        inputs = INPUTS.compute_key(context, {"x": 1}, {})
+        expected = hashlib.sha256(f"INPUTS\x00{inputs}\x00TASK_SOURCE\x00{source}\x00".encode())
+        assert policy.compute_key(context, {"x": 1}, {}) == expected.hexdigest()
+    assert policy.compute_key(_context_of(one), {"x": 1}, {}) != policy.compute_key(
+        _context_of(two), {"x": 1}, {}
+    )
+
+    class Renamed(CachePolicy):
+        """A user's policy whose name changes: its compound is never remembered."""
+
+        def __init__(self) -> None:
+            self.name = "first"
+
+        def compute_key(
+            self, context: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any]
+        ) -> str | None:
+            return "same"
+
+    renamed = Renamed()
+    mixed = INPUTS + renamed
+    before = mixed.compute_key(_context_of(one), {"x": 1}, {})
+    renamed.name = "second"
+    assert mixed.compute_key(_context_of(one), {"x": 1}, {}) != before

@@ -217,3 +217,96 @@ def test_a_new_home_never_sees_the_remembered_cache_of_a_closed_one(tmp_path: Pa
         gc.collect()
         assert len(caching._entries) == 0, "a closed store's entries were kept"
     assert calls == [1, 1]
+
+
+def _result_files() -> list[Path]:
+    storage = get_settings().home / "storage"
+    return [path for path in storage.iterdir() if path.is_file() and not path.name.startswith(".")]
+
+
+def test_a_remembered_hit_notices_its_file_was_deleted() -> None:
+    # What a `riverrun cache clear` in another process does to this one: the entry this
+    # process remembers stays, but its file goes; the next call must compute again.
+    calls: list[int] = []
+
+    @task(cache_key_fn=task_input_hash)
+    def double(x: int) -> int:
+        calls.append(x)
+        return 2 * x
+
+    @flow
+    def pipeline() -> int:
+        return double(1)
+
+    assert pipeline() == 2
+    assert pipeline() == 2
+    assert calls == [1]
+    (path,) = _result_files()
+    path.unlink()
+    assert pipeline() == 2
+    assert calls == [1, 1]
+    assert pipeline() == 2  # and the recomputed result is a hit again
+    assert calls == [1, 1]
+
+
+def test_a_remembered_hit_rereads_a_file_rewritten_with_other_bytes() -> None:
+    # Another process refreshing the key rewrites the same file: the kept bytes (and
+    # the remembered entry, whose digest no longer matches) must not be used.
+    import pickle
+
+    calls: list[int] = []
+
+    @task(cache_key_fn=lambda context, parameters: "rewritten-key")
+    def produce() -> str:
+        calls.append(1)
+        return "first"
+
+    @flow
+    def pipeline() -> str:
+        return produce()
+
+    assert pipeline() == "first"
+    assert pipeline() == "first"
+    (path,) = _result_files()
+    path.write_bytes(pickle.dumps("written elsewhere, with no entry for it"))
+    assert pipeline() == "first"  # the digest the entry recorded no longer matches
+    assert calls == [1, 1]
+
+
+def test_remembered_task_input_hash_keys_are_the_keys_it_gives(store: RunStore) -> None:
+    from riverrun.cache_policies import CacheKeyFnPolicy
+    from riverrun.context import TaskRunContext
+
+    @task(cache_key_fn=task_input_hash)
+    def one(x: object) -> object:
+        return x
+
+    @task(cache_key_fn=task_input_hash)
+    def two(x: object) -> object:  # another source: other keys for the same inputs
+        return [x]
+
+    def direct(t: object, arguments: dict[str, object]) -> str | None:
+        context = TaskRunContext.__new__(TaskRunContext)
+        context.task = t  # type: ignore[assignment]
+        return task_input_hash(context, arguments)
+
+    inputs: list[object] = [1, True, 1.0, -0.0, 0.0, "1", b"1", None, (1,)]
+
+    @flow
+    def pipeline() -> None:
+        for value in inputs:
+            one(value)
+            two(value)
+            one(value)  # a hit, with the remembered key
+
+    pipeline()
+    recorded = [
+        (t.task_name, t.cache_key) for t in store.read_task_runs(store.read_flow_runs()[0].id)
+    ]
+    expected = [(t.name, direct(t, {"x": value})) for value in inputs for t in (one, two, one)]
+    assert sorted(recorded, key=str) == sorted(expected, key=str)
+    assert len({key for _, key in expected}) == 2 * len(inputs)
+    policy = one.cache_policy
+    assert isinstance(policy, CacheKeyFnPolicy) and policy._pure
+    other = CacheKeyFnPolicy(lambda context, parameters: "k")
+    assert not other._pure  # any other function is called on every run

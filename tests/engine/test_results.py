@@ -313,3 +313,41 @@ def test_an_unwritable_storage_folder_still_completes_the_run(
     err = capsys.readouterr().err
     assert "Cannot lock the cache key" in err
     assert "could not be persisted" in err
+
+
+def test_interleaved_tasks_each_keep_their_own_storage_and_serializer(
+    store: RunStore, tmp_path: Path
+) -> None:
+    # A plan is reused from one run to the next only while storage and serializer match.
+    @task(persist_result=True, result_storage=tmp_path / "a", result_serializer="json")
+    def one(n: int) -> int:
+        return n
+
+    @task(persist_result=True, result_storage=tmp_path / "b")
+    def two(n: int) -> int:
+        return n
+
+    @task(persist_result=True)
+    def three(n: int) -> int:
+        return n
+
+    @flow
+    def pipeline() -> None:
+        for n in range(2):
+            one(n)
+            two(n)
+            three(n)
+
+    pipeline()
+    (run,) = store.read_flow_runs(limit=1)
+    seen = set()
+    for task_run in store.read_task_runs(run.id):
+        assert task_run.result is not None
+        ref = ResultRef.decode(task_run.result, get_settings().home)
+        seen.add((task_run.task_name, Path(ref.storage), ref.serializer))
+    default = get_settings().home / "storage"
+    assert seen == {
+        ("one", tmp_path / "a", "json"),
+        ("two", tmp_path / "b", "pickle"),
+        ("three", default, "pickle"),
+    }

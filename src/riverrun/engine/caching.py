@@ -28,6 +28,7 @@ from riverrun.cache_policies import CacheKeyFnPolicy
 from riverrun.engine import results
 from riverrun.engine.core import describe
 from riverrun.engine.results import ResultRef
+from riverrun.exceptions import InvalidResultStorageKeyError
 from riverrun.hashing import digest_arguments
 from riverrun.serializers import Serializer, get_serializer
 from riverrun.store.protocol import CacheEntry
@@ -56,13 +57,26 @@ MISS = object()
 #: The clock cache expiry is judged by (tests pass time in by replacing it).
 now: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
 
-# Entries this process has read or written, by store, then key. An entry's location
-# never changes for its key and its expiration only moves later, so a remembered entry
-# is safe to use until it expires; the result file itself is checked on every read.
+# Entries this process has read or written, by store, then key, each with its decoded
+# reference and the path of its file. An entry's location never changes for its key and
+# its expiration only moves later, so a remembered entry is safe to use until it
+# expires; the result file itself is checked (one ``stat``) on every read, which is how
+# a refresh or a ``riverrun cache clear`` in another process is noticed.
 # Weakly keyed by the store object: a store opened later at the same address (as
 # ``id()`` would allow) must not see a closed store's entries.
 _MEMO_ENTRIES = 4096
-_entries: weakref.WeakKeyDictionary[RunStore, dict[str, CacheEntry]] = weakref.WeakKeyDictionary()
+
+
+@dataclass(slots=True, frozen=True)
+class _Kept:
+    """A remembered entry, with what a hit needs to read its file."""
+
+    entry: CacheEntry
+    ref: ResultRef
+    where: str  # str(ref.path): checked once, when remembered
+
+
+_entries: weakref.WeakKeyDictionary[RunStore, dict[str, _Kept]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(slots=True, frozen=True)
@@ -93,18 +107,31 @@ class ResultPlan:
         return ResultRef(str(self.storage), key, self.serializer.name, inputs, task)
 
 
+_last_plan: ResultPlan | None = None  # see plan_results
+
+
 def expired(entry: CacheEntry, at: datetime) -> bool:
     """Whether ``entry`` has expired at time ``at``."""
     return entry.expiration is not None and entry.expiration <= at
 
 
-def _remember(store: RunStore, entry: CacheEntry) -> None:
+def _remember(store: RunStore, entry: CacheEntry, ref: ResultRef) -> None:
+    """Remember ``entry`` (found or written at ``ref``) when its file is named after its
+    key: another process refreshing the key rewrites that same file, which every hit
+    checks. Entries naming another file (a fixed ``result_storage_key``) are always
+    read from the store."""
+    if ref.key != results.key_for_cache(entry.key) or not entry.location.startswith("{"):
+        return  # (a bare file name, recorded before 0.3, is resolved against a home)
+    try:
+        where = str(ref.path)
+    except InvalidResultStorageKeyError:
+        return
     entries = _entries.get(store)
     if entries is None:
         entries = _entries[store] = {}
     elif len(entries) >= _MEMO_ENTRIES:
         entries.clear()
-    entries[entry.key] = entry
+    entries[entry.key] = _Kept(entry, ref, where)
 
 
 def forget_entries() -> None:
@@ -127,6 +154,7 @@ def plan_results(
         persist = defaults.persist if defaults is not None else False
     if not persist and task.cache_policy is None:
         return None
+    global _last_plan
     storage = task.result_storage or (
         defaults.storage
         if defaults is not None
@@ -135,13 +163,18 @@ def plan_results(
     serializer = task.result_serializer or (
         defaults.serializer if defaults is not None else get_serializer("pickle")
     )
-    key = None
     if task.result_storage_key is not None:
         flow_run = flow_context.flow_run
         key = results.render_key(
             task.result_storage_key, parameters, task_run=run, flow_run=flow_run
         )
-    return ResultPlan(storage, serializer, key)
+        return ResultPlan(storage, serializer, key)
+    # Most runs share the same plan: the last one made is reused (a plan is immutable).
+    last = _last_plan
+    if last is not None and last.storage is storage and last.serializer is serializer:
+        return last
+    plan = _last_plan = ResultPlan(storage, serializer, None)
+    return plan
 
 
 def cache_key(task: Task[..., Any], context: TaskRunContext, logger: RunLogger) -> str | None:
@@ -170,8 +203,18 @@ def cache_key(task: Task[..., Any], context: TaskRunContext, logger: RunLogger) 
         return key  # a key the user made is used as given (tasks may share it on purpose)
     # Built-in policies are scoped to the task: INPUTS alone never hands one task's
     # result to another task called with the same arguments.
-    scoped = hashlib.sha256(f"{task.key}\x00{task.name}\x00{key}".encode())
-    return scoped.hexdigest()
+    memo_key = (task.key, task.name, key)
+    scoped = _scoped_keys.get(memo_key)
+    if scoped is None:
+        scoped = hashlib.sha256(f"{task.key}\x00{task.name}\x00{key}".encode()).hexdigest()
+        if len(_scoped_keys) >= _MEMO_ENTRIES:
+            _scoped_keys.clear()
+        _scoped_keys[memo_key] = scoped
+    return scoped
+
+
+# Scoped keys by (task key, task name, policy key): a pure function of those.
+_scoped_keys: dict[tuple[str, str, str], str] = {}
 
 
 def inputs_digest(parameters: dict[str, Any]) -> str | None:
@@ -187,36 +230,38 @@ def read_cache(flow_context: FlowRunContext, key: str, logger: RunLogger) -> Any
     """``(value, recorded reference)`` cached for ``key``, or ``MISS``."""
     store = flow_context.store
     remembered_entries = _entries.get(store)
-    at = now()
-    entry = None if remembered_entries is None else remembered_entries.get(key)
-    remembered = entry is not None and not expired(entry, at)
-    for _ in range(2):  # a remembered entry whose file was refreshed: read the store
-        if not remembered:
+    kept = None if remembered_entries is None else remembered_entries.get(key)
+    if kept is not None:
+        # The hit path: no store query, no decoding; the file is checked by read_at.
+        entry = kept.entry
+        if entry.expiration is None or entry.expiration > now():
             try:
-                entry = store.read_cache_entry(key)
+                return results.read_at(kept.where, kept.ref), entry.location
+            except (FileNotFoundError, results.OverwrittenResultError):
+                pass  # refreshed or cleared elsewhere: the store has the truth
             except Exception as error:
-                logger.warning("Could not look up the cache (%s); running", describe(error))
+                logger.warning("Cached result for key %s is unreadable (%s); running", key, error)
                 return MISS
-            if entry is None or expired(entry, at):
-                return MISS
-        assert entry is not None
-        try:
-            ref = ResultRef.decode(entry.location, flow_context.settings.home)
-            value = results.read_result(ref)
-        except (FileNotFoundError, results.OverwrittenResultError):
-            if remembered_entries is not None:
-                remembered_entries.pop(key, None)
-            if remembered:
-                remembered = False
-                continue
-            return MISS
-        except Exception as error:
-            logger.warning("Cached result for key %s is unreadable (%s); running", key, error)
-            return MISS
-        if ref.key == results.key_for_cache(key):
-            _remember(store, entry)  # see write_cache
-        return value, entry.location
-    return MISS
+        # Expired here (the store may hold a later expiration) or the file changed.
+        if remembered_entries is not None:
+            remembered_entries.pop(key, None)
+    try:
+        found = store.read_cache_entry(key)
+    except Exception as error:
+        logger.warning("Could not look up the cache (%s); running", describe(error))
+        return MISS
+    if found is None or expired(found, now()):
+        return MISS
+    try:
+        ref = ResultRef.decode(found.location, flow_context.settings.home)
+        value = results.read_result(ref)
+    except (FileNotFoundError, results.OverwrittenResultError):
+        return MISS
+    except Exception as error:
+        logger.warning("Cached result for key %s is unreadable (%s); running", key, error)
+        return MISS
+    _remember(store, found, ref)  # see write_cache
+    return value, found.location
 
 
 def write_persisted(
@@ -254,10 +299,7 @@ def write_cache(
     except Exception as error:
         logger.warning("Could not record the cache entry (%s); it will be computed again", error)
         return
-    if ref.key == results.key_for_cache(key):
-        # Only entries whose file is named after their key are remembered: another
-        # process refreshing the key rewrites that same file (which every hit checks).
-        _remember(flow_context.store, entry)
+    _remember(flow_context.store, entry, ref)
 
 
 # -- the lock on a key ------------------------------------------------------------------

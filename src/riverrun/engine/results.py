@@ -208,20 +208,25 @@ def read_result(ref: ResultRef) -> Any:
         InvalidResultStorageKeyError: the key leaves the folder.
         ValueError: the serializer is not known in this process.
     """
+    return read_at(str(ref.path), ref)
+
+
+def read_at(where: str, ref: ResultRef) -> Any:
+    """``read_result(ref)`` for a caller that already holds ``str(ref.path)`` (a cache
+    hit keeps it with its entry): the file is still checked with one ``stat``."""
     serializer = get_serializer(ref.serializer)
-    path = ref.path
-    where = str(path)
-    identity = _identity(where)
+    stat = os.stat(where)
+    identity = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
     kept = _memo.get(where)
     if kept is not None and kept[0] == identity:
         payload, digest = kept[1], kept[2]
     else:
-        with open(path, "rb") as handle:
+        with open(where, "rb") as handle:
             payload = handle.read()
         digest = hashlib.sha256(payload).hexdigest()
         _remember(where, identity, payload, digest)
     if ref.digest is not None and ref.digest != digest:
-        raise OverwrittenResultError(f"{path} was overwritten by another result")
+        raise OverwrittenResultError(f"{where} was overwritten by another result")
     return serializer.loads(payload)
 
 
