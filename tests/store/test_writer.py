@@ -17,6 +17,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -363,3 +364,34 @@ def test_a_batch_committed_but_not_confirmed_before_the_writer_died_is_not_writt
     )
     assert not [r for r in caplog.records if "Dropped a run-history event" in r.getMessage()]
     assert committed_mark() is None  # read and removed when the writer was found gone
+
+
+def test_what_is_recorded_while_a_writer_starts_is_kept_for_it(tmp_path: Path) -> None:
+    """In auto mode the flusher starts a writer once enough is recorded, and hands it
+    what was recorded meanwhile instead of writing it here (which would take the
+    interpreter lock from the runs while the writer's interpreter starts)."""
+    from riverrun.store.embedded import _WRITER_AFTER
+    from riverrun.store.protocol import LogEntry
+
+    close_stores()
+    # No flush on the interval meanwhile: only the count of recorded events wakes it.
+    settings = {"home": str(tmp_path / "auto"), "store_writer": "auto", "flush_interval": "60"}
+    with temporary_settings(**settings):
+        store = get_store(get_settings())
+        assert isinstance(store, EmbeddedStore)
+        now = datetime.now(UTC)
+        lines = 2 * _WRITER_AFTER
+        for number in range(lines):
+            store.record_log(LogEntry(None, None, 20, "test", f"line {number}", now))
+        deadline = time.monotonic() + 60
+        while store._writer is None or not store._writer.ready:
+            assert time.monotonic() < deadline, "no writer process was started and ready"
+            time.sleep(0.01)
+        store.flush()
+        assert store._written == 0  # every line went through the writer
+        with sqlite3.connect(store._db.path) as connection:  # type: ignore[attr-defined]
+            (count,) = connection.execute(
+                "SELECT count(*) FROM logs WHERE logger = 'test'"
+            ).fetchone()
+        assert count == lines
+        close_stores()

@@ -70,14 +70,27 @@ _micros = statements.micros
 _LIMIT_NAMES_TTL = 2.0
 # Wake the flusher early once this many events wait, to bound memory and latency.
 _EAGER_FLUSH_AT = 5_000
+# The same with a writer process, which commits while this one runs: smaller hand-overs
+# keep it busy sooner and leave less for a flow's end to wait for (a whole batch made it
+# wait about as long as that batch took to commit).
+_EAGER_HANDOVER_AT = 1_000
 # Past this many, the thread recording an event writes the queue itself: when runs
 # record faster than the database takes them, they slow down instead of the queue
 # (and the process's memory) growing without bound.
 _HIGH_WATER = 10_000
+# The mark while a writer process starts up (about a tenth of a second, in which runs
+# record a few ten thousand events), kept for it rather than written here.
+_HIGH_WATER_STARTING = 50_000
 # With ``RIVERRUN_STORE_WRITER=auto``, a writer process is started once this process has
-# written this many events itself: a process that records this much goes on to record
-# more, and the writer's start-up (a fresh interpreter) then pays for itself.
-_WRITER_AFTER = 2_000
+# recorded this many events (the flusher wakes for it): a process that records this
+# much usually goes on to record more, and the writer's start-up (a fresh interpreter,
+# on another core) then pays for itself.
+_WRITER_AFTER = 500
+# How long the flusher keeps events for a new writer process that has not opened the
+# database yet (from its start; past that, this process writes them itself until it
+# does), and how often it looks meanwhile.
+_WRITER_START_WAIT = 5.0
+_WRITER_START_POLL = 0.01
 # How long closing the store waits for a writer process to exit once it confirmed all.
 _WRITER_EXIT_WAIT = 10.0
 
@@ -198,6 +211,8 @@ class EmbeddedStore:
         # The writer process, once started (see writer.py); events this process wrote.
         self._writer: WriterProcess | None = None
         self._writer_mode = settings.store_writer
+        # Queued events that wake the flusher early (see _enqueue).
+        self._eager_at = _WRITER_AFTER if self._writer_mode == "auto" else _EAGER_FLUSH_AT
         self._written = 0
         atexit.register(self.close)
 
@@ -336,11 +351,17 @@ class EmbeddedStore:
         if self._thread is None:
             self._start_flusher()
         waiting = len(self._queue)
-        if waiting >= _EAGER_FLUSH_AT and not self._wake.is_set():
+        if waiting >= self._eager_at and not self._wake.is_set():
             self._wake.set()
-        if waiting >= _HIGH_WATER:
+        if waiting >= _HIGH_WATER and (waiting >= _HIGH_WATER_STARTING or not self._starting()):
             with contextlib.suppress(Exception):  # unavailable: kept, the flusher retries
                 self._drain()
+
+    def _starting(self) -> bool:
+        """Whether a writer process is starting up (read without the flush lock: at
+        worst the high water mark is judged one event late)."""
+        writer = self._writer
+        return writer is not None and writer.starting(_WRITER_START_WAIT)
 
     def _start_flusher(self) -> None:
         with self._thread_lock:
@@ -356,7 +377,8 @@ class EmbeddedStore:
             self._wake.wait(min(self._interval, max(next_beat - time.monotonic(), 0.0)))
             self._wake.clear()
             try:
-                self._drain()
+                if self._drain(may_defer=True):
+                    time.sleep(_WRITER_START_POLL)  # a writer is starting: look again soon
                 if time.monotonic() >= next_beat:
                     self._beat()
                     next_beat = time.monotonic() + self._heartbeat_interval
@@ -388,27 +410,40 @@ class EmbeddedStore:
                 self._writer_gone(writer)
                 self._write_queued()
 
-    def _drain(self) -> None:
-        """Send the queued events on their way without waiting for a writer process."""
-        with self._flush_lock:
-            self._drain_locked()
+    def _drain(self, *, may_defer: bool = False) -> bool:
+        """Send the queued events on their way without waiting for a writer process.
 
-    def _drain_locked(self) -> None:
+        With ``may_defer`` (the flusher thread), while a new writer process is starting
+        up (a fresh interpreter: about a tenth of a second) the events are kept for it
+        and True is returned: writing them here meanwhile would take the interpreter
+        lock from the runs for most of that time. A flush, or a queue past its high
+        water mark, writes them here instead.
+        """
+        with self._flush_lock:
+            return self._drain_locked(may_defer=may_defer)
+
+    def _drain_locked(self, *, may_defer: bool = False) -> bool:
         writer = self._writer
         if writer is not None:
             try:
                 writer.poll()
+                count = len(self._queue)
+                if not count:
+                    return False
                 if writer.ready:
-                    count = len(self._queue)
-                    if count:
-                        writer.send([self._queue.popleft() for _ in range(count)])
-                    return
+                    writer.send([self._queue.popleft() for _ in range(count)])
+                    return False
+                if may_defer and writer.starting(_WRITER_START_WAIT):
+                    return True
             except WriterGone:
                 self._writer_gone(writer)
-            # Until the writer has opened the database, this process writes.
-        self._write_queued()
-        if self._writer is None and self._wants_writer():
+        elif self._queue and self._wants_writer():
             self._start_writer()
+            if may_defer and self._writer is not None:
+                return True
+        # Until the writer has opened the database, this process writes.
+        self._write_queued()
+        return False
 
     def _write_queued(self, mark: tuple[str, int] | None = None) -> None:
         count = len(self._queue)
@@ -462,20 +497,23 @@ class EmbeddedStore:
         mode = self._writer_mode
         if mode == "thread" or self._closed or not sys.executable:
             return False
-        return mode == "process" or self._written >= _WRITER_AFTER
+        return mode == "process" or self._written + len(self._queue) >= _WRITER_AFTER
 
     def _start_writer(self) -> None:
         try:
             self._writer = WriterProcess(self._settings, self._shown_url)
+            self._eager_at = _EAGER_HANDOVER_AT
         except (OSError, WriterGone) as error:
             logger.warning("Could not start a writer process (%s); writing in this process", error)
             self._writer_mode = "thread"
+            self._eager_at = _EAGER_FLUSH_AT
 
     def _writer_gone(self, writer: WriterProcess) -> None:
         """The writer stopped: take back what it had not committed, in order, and write
         everything here from now on."""
         self._writer = None
         self._writer_mode = "thread"
+        self._eager_at = _EAGER_FLUSH_AT
         writer.stop()  # it must not commit anything once its mark has been read
         batches = writer.take_unacked()
         committed = self._committed_by(writer)
@@ -552,6 +590,7 @@ class EmbeddedStore:
             self._writer.abandon_in_child()
             self._writer = None
         self._writer_mode = "thread"
+        self._eager_at = _EAGER_FLUSH_AT
         self._flush_lock = threading.Lock()
         self._thread_lock = threading.Lock()
         self._wake = threading.Event()

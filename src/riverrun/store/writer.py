@@ -124,6 +124,7 @@ class WriterProcess:
         finally:
             os.close(to_writer)
             os.close(from_writer)
+        self._started = time.monotonic()
         os.set_blocking(self._acks, False)
         # Names this writer's progress mark in the database (see _commit).
         self.key = f"{socket.gethostname()}-{os.getpid()}-{self._process.pid}"
@@ -151,6 +152,11 @@ class WriterProcess:
     def poll(self) -> None:
         """Take in whatever the writer has said, without waiting."""
         self._read(0.0)
+
+    def starting(self, budget: float) -> bool:
+        """Whether the writer has not opened the database yet but may still within
+        ``budget`` seconds of its start."""
+        return not self.ready and time.monotonic() - self._started < budget
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait until every batch sent is committed.
