@@ -29,7 +29,10 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
+# Bytecode first: the many subprocesses the tests start (writers, servers, workers)
+# would otherwise each compile riverrun from source where bytecode is not written.
 unit: $(VENV)/.installed-dev
+	$(BIN)/python -m compileall -q src
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

@@ -16,6 +16,8 @@ import sys
 import tempfile
 import time
 
+from benchmarks.run import compile_sources
+
 
 def add_one(x: int) -> int:
     return x + 1
@@ -26,6 +28,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--writer", choices=("process", "thread", "auto"), default="process")
     args = parser.parse_args()
+    compile_sources()  # as installed: the writer's interpreter reads bytecode
     os.environ["RIVERRUN_HOME"] = tempfile.mkdtemp(prefix="riverrun-cpu-split-")
     os.environ["RIVERRUN_STORE_WRITER"] = args.writer
     # Console lines go nowhere (as the runner sends them to a file); every line is
