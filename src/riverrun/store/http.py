@@ -22,13 +22,13 @@ import contextlib
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from riverrun.exceptions import ObjectNotFoundError, StoreUnavailableError
+from riverrun.names import new_id
 from riverrun.settings import Settings
 from riverrun.states import FINAL_TYPES, TYPE_VALUES, State, StateType
 from riverrun.store.http_concurrency import ConcurrencyOverHttp
@@ -185,7 +185,7 @@ def _event(tag: int, payload: Any) -> dict[str, Any]:
         kind, run_id, state_type, name, message, timestamp, run_count, start, end, known = payload
         event = {
             "kind": "state",
-            "id": str(uuid.uuid4()),
+            "id": new_id(),
             "run_id": run_id,
             "run_kind": kind,
             "state": {
@@ -206,7 +206,7 @@ def _event(tag: int, payload: Any) -> dict[str, Any]:
         return {
             "kind": "log",
             "log": {
-                "id": str(uuid.uuid4()),
+                "id": new_id(),
                 "flow_run_id": entry.flow_run_id,
                 "task_run_id": entry.task_run_id,
                 "level": entry.level,
