@@ -82,8 +82,12 @@ def test_runs_are_recorded_by_a_process_of_their_own(writer_store: EmbeddedStore
         writers_folder(writer_store._settings.home) / f"{socket.gethostname()}-{os.getpid()}.lock"
     )
     assert lock.exists()
+    database = writer_store._db.path  # type: ignore[attr-defined]
     close_stores()
     assert not lock.exists()
+    # Its progress mark is removed once every batch is confirmed.
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT count(*) FROM writer_marks").fetchone() == (0,)
 
 
 def test_a_killed_writer_loses_nothing(writer_store: EmbeddedStore) -> None:

@@ -294,41 +294,25 @@ class EmbeddedStore:
         # The state without its data (a result must not live on in a queue), and the
         # run's columns as they stand after it (for a task run also its result
         # reference and cache key, known once it started).
-        if type(run) is TaskRun:
-            self._enqueue(
-                (
-                    _STATE,
-                    "task",
-                    run.id,
-                    TYPE_VALUES[state.type],
-                    state.name,
-                    state.message,
-                    _micros(state.timestamp),
-                    run.run_count,
-                    _micros(run.start_time),
-                    _micros(run.end_time),
-                    run.result,
-                    run.cache_key,
-                )
-            )
-            return
-        if state.type in FINAL_TYPES:
+        is_task = type(run) is TaskRun
+        if not is_task and state.type in FINAL_TYPES:
             with self._live_lock:
                 self._live.discard(run.id)
-        self._enqueue(
-            (
-                _STATE,
-                "flow",
-                run.id,
-                TYPE_VALUES[state.type],
-                state.name,
-                state.message,
-                _micros(state.timestamp),
-                run.run_count,
-                _micros(run.start_time),
-                _micros(run.end_time),
-            )
+        event: tuple[Any, ...] = (
+            _STATE,
+            "task" if is_task else "flow",
+            run.id,
+            TYPE_VALUES[state.type],
+            state.name,
+            state.message,
+            _micros(state.timestamp),
+            run.run_count,
+            _micros(run.start_time),
+            _micros(run.end_time),
         )
+        if is_task:
+            event += (run.result, run.cache_key)  # type: ignore[union-attr]
+        self._enqueue(event)
 
     def record_log(self, entry: LogEntry) -> None:
         self._enqueue(
@@ -485,7 +469,7 @@ class EmbeddedStore:
             self._queue.clear()
             return count
 
-    def forget_writer_mark(self, key: str) -> None:
+    def _forget_writer_mark(self, key: str) -> None:
         """Remove a writer's mark once nobody needs it (best effort: a leftover mark
         is a row of two values)."""
         with contextlib.suppress(Exception), self._db.write() as driver:
@@ -608,6 +592,7 @@ class EmbeddedStore:
             atexit.unregister(self.close)
             if self._writer is not None:
                 self._writer.close(timeout=_WRITER_EXIT_WAIT)
+                self._forget_writer_mark(self._writer.key)
                 self._writer = None
             if isinstance(self._db, SQLiteDatabase):
                 self._db.dispose()

@@ -479,8 +479,8 @@ def main() -> None:
             batches += 1
             if batches % _COLLECT_EVERY == 0:
                 gc.collect()
-        # Every batch is confirmed (or the parent is gone): nobody reads the mark now.
-        store.forget_writer_mark(key)
+        # The mark stays: the parent removes it once it has heard every confirmation,
+        # or reads it if this process stopped before confirming everything.
         store.close()
     finally:
         with contextlib.suppress(FileNotFoundError):
