@@ -21,12 +21,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from riverrun import flow, get_run_logger, task
 from riverrun.settings import get_settings, temporary_settings
 from riverrun.store import RunStore, close_stores, get_store
 from riverrun.store.embedded import EmbeddedStore
 from riverrun.store.writer import wait_for_writers, writers_folder
+from tests.postgres import BACKENDS, empty_database
 
 
 @pytest.fixture
@@ -294,7 +296,9 @@ def test_auto_hands_over_once_a_process_records_a_lot(
 
 
 class _Label(str):
-    """A str subclass: ``marshal`` refuses it, so its batch goes to the writer pickled."""
+    """A str subclass: ``marshal`` refuses it, so its batch goes to the writer with its
+    plain value (the writer could not unpickle it: it does not import riverrun's
+    ``__init__``, which this module's imports need)."""
 
 
 def test_values_marshal_refuses_still_reach_the_database(writer_store: EmbeddedStore) -> None:
@@ -399,3 +403,33 @@ def test_what_is_recorded_while_a_writer_starts_is_kept_for_it(tmp_path: Path) -
             ).fetchone()
         assert count == lines
         close_stores()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_writer_process_records_on_either_database(tmp_path: Path, backend: str) -> None:
+    """The writer (and its progress marks) on SQLite and on PostgreSQL."""
+    close_stores()
+    with (
+        empty_database(backend, tmp_path) as url,
+        temporary_settings(home=str(tmp_path / "home"), database_url=url, store_writer="process"),
+    ):
+        store = get_store(get_settings())
+        assert isinstance(store, EmbeddedStore)
+        doubles(3)
+        _wait_until_ready(store)
+        assert doubles(200) == 2 * sum(range(200))
+        assert store._writer is not None  # the writer committed it all
+        run = next(r for r in store.read_flow_runs() if r.parameters == {"n": 200})
+        task_runs = store.read_task_runs(run.id)
+        assert len(task_runs) == 200
+        assert all(t.state is not None and t.state.is_completed() for t in task_runs)
+        states = store.read_states(task_runs[0].id)
+        assert [s.name for s in states] == ["Pending", "Running", "Completed"]
+        close_stores()
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                marks = connection.execute(text("SELECT count(*) FROM writer_marks")).scalar()
+        finally:
+            engine.dispose()
+        assert marks == 0  # removed once every batch was confirmed

@@ -590,9 +590,10 @@ class EmbeddedStore:
             self.flush()
         finally:
             atexit.unregister(self.close)
-            if self._writer is not None:
-                self._writer.close(timeout=_WRITER_EXIT_WAIT)
-                self._forget_writer_mark(self._writer.key)
+            writer = self._writer
+            if writer is not None:
+                writer.close(timeout=_WRITER_EXIT_WAIT)
+                self._forget_writer_mark(writer.key)
                 self._writer = None
             if isinstance(self._db, SQLiteDatabase):
                 self._db.dispose()

@@ -10,7 +10,8 @@ Protocol, over the child's standard streams:
 
 - parent → writer (its stdin): frames ``<length: u32><encoding: 1 byte><data>``, the
   data a ``marshal`` (``m``: the events are flat tuples of plain values, which marshal
-  writes and reads several times faster than pickle) or else a ``pickle`` (``p``). The
+  writes and reads several times faster than pickle; subclasses of ``str``, ``int`` and
+  ``float`` are sent as their plain values) or else a ``pickle`` (``p``). The
   first frame holds ``(Settings, writer key)``; each later one ``(seq, events)``, with
   ``seq`` counting up from 1.
 - writer → parent (its stdout): ``<seq: u64><length: u32><utf-8 text>``. ``seq`` 0 once
@@ -77,6 +78,19 @@ _COLLECT_EVERY = 100
 _SWEEP_WAIT = 30.0
 
 
+# What the writer's interpreter runs. The package's ``__init__`` (flows, tasks, logging:
+# about half the writer's start-up) is not needed here, so ``riverrun`` is registered as
+# a bare package over the same folder (argv[1]) before the writer's modules are loaded.
+_BOOT = """\
+import sys, types
+package = types.ModuleType("riverrun")
+package.__path__ = [sys.argv[1]]
+sys.modules["riverrun"] = package
+from riverrun.store.writer import main
+main()
+"""
+
+
 class WriterGone(Exception):
     """The writer process stopped; its unacknowledged batches are the parent's again."""
 
@@ -111,7 +125,7 @@ class WriterProcess:
         self._acks, from_writer = os.pipe()
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "riverrun.store.writer"],
+                [sys.executable, "-c", _BOOT, str(Path(__file__).resolve().parents[1])],
                 stdin=to_writer,
                 stdout=from_writer,
                 env=environment,
@@ -240,7 +254,10 @@ class WriterProcess:
         try:
             data = b"m" + marshal.dumps(payload)
         except ValueError:  # a value marshal does not take (a str subclass, say)
-            data = b"p" + pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+            try:
+                data = b"m" + marshal.dumps(_plain(payload))
+            except ValueError:
+                data = b"p" + pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
         view = memoryview(_FRAME.pack(len(data)) + data)
         try:
             if self._out < 0:
@@ -288,6 +305,27 @@ class WriterProcess:
 
     def committed(self, events: list[Any]) -> None:
         """Called with each batch the writer confirmed (a hook for instrumentation)."""
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with instances of subclasses of ``str``, ``int`` and ``float`` (a user's
+    name type, an ``IntEnum``) made plain, containers rebuilt: what marshal takes. The
+    writer then never unpickles, so never imports, a user's module."""
+    if value is None or type(value) in (str, int, float, bool, bytes):
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, tuple):
+        return tuple(_plain(item) for item in value)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {_plain(key): _plain(item) for key, item in value.items()}
+    return value  # marshal refuses it still: the frame is pickled
 
 
 def wait_for_writers(home: Path, process_alive: Any) -> None:
