@@ -433,3 +433,29 @@ def test_a_writer_process_records_on_either_database(tmp_path: Path, backend: st
         finally:
             engine.dispose()
         assert marks == 0  # removed once every batch was confirmed
+
+
+def test_values_of_subclasses_are_sent_as_their_plain_values() -> None:
+    import enum
+    import marshal
+
+    from riverrun.store.writer import _plain
+
+    class Level(enum.IntEnum):
+        INFO = 20
+
+    class Ratio(float):
+        pass
+
+    event = (2, _Label("flow"), [Level.INFO, Ratio(0.5)], {"k": _Label("v")}, None, True, b"x")
+    plain = _plain(event)
+    assert plain == event
+    assert [type(value) for value in (plain[1], *plain[2], plain[3]["k"])] == [
+        str,
+        int,
+        float,
+        str,
+    ]
+    assert marshal.loads(marshal.dumps(plain)) == event
+    with pytest.raises(ValueError):
+        marshal.dumps(event)
