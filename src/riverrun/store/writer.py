@@ -110,25 +110,17 @@ class WriterProcess:
 
     def __init__(self, settings: Any, url: str) -> None:
         self._url = url  # the database's, password hidden, for messages
-        # The writer imports riverrun from where this process did, whatever its path.
-        package_root = str(Path(__file__).resolve().parents[2])
-        python_path = os.environ.get("PYTHONPATH")
-        environment = {
-            **os.environ,
-            "PYTHONPATH": package_root
-            if not python_path
-            else os.pathsep.join((package_root, python_path)),
-        }
+        # The writer loads riverrun from where this process did (_BOOT's argument).
+        package = str(Path(__file__).resolve().parents[1])
         # Plain descriptors, no file objects: a forked child can let go of them without
         # touching a buffer or its lock (see abandon_in_child).
         to_writer, self._out = os.pipe()
         self._acks, from_writer = os.pipe()
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-c", _BOOT, str(Path(__file__).resolve().parents[1])],
+                [sys.executable, "-c", _BOOT, package],
                 stdin=to_writer,
                 stdout=from_writer,
-                env=environment,
                 start_new_session=True,
             )
         except BaseException:
