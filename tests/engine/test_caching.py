@@ -249,6 +249,49 @@ def test_a_remembered_hit_notices_its_file_was_deleted() -> None:
     assert calls == [1, 1]
 
 
+def test_within_a_flow_run_a_remembered_hit_checks_its_file_once_per_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A hit does not stat its file every time: the first hit of a flow run checks it,
+    # later ones only once RECHECK_SECONDS have passed since. A file deleted in between
+    # is noticed at the next check (and by the next flow run, see the test above).
+    from riverrun.engine import caching
+
+    clock = [1000.0]
+    monkeypatch.setattr(caching, "monotonic", lambda: clock[0])
+    calls: list[int] = []
+
+    @task(cache_key_fn=task_input_hash)
+    def double(x: int) -> int:
+        calls.append(x)
+        return 2 * x
+
+    @flow
+    def pipeline() -> list[int]:
+        computed = []
+        double(1)  # the first hit of this run: checked
+        computed.append(len(calls))
+        for path in _result_files():
+            path.unlink()
+        double(1)  # within the interval: the bytes held here
+        computed.append(len(calls))
+        clock[0] += caching.RECHECK_SECONDS
+        double(1)  # the interval passed: checked, gone, computed again
+        computed.append(len(calls))
+        double(1)  # and that new result is a hit
+        computed.append(len(calls))
+        return computed
+
+    @flow
+    def fill() -> int:
+        return double(1)
+
+    assert fill() == 2  # the miss that fills the cache
+    assert calls == [1]
+    assert pipeline() == [1, 1, 2, 2]
+    assert len(_result_files()) == 1
+
+
 def test_a_remembered_hit_rereads_a_file_rewritten_with_other_bytes() -> None:
     # Another process refreshing the key rewrites the same file: the kept bytes (and
     # the remembered entry, whose digest no longer matches) must not be used.

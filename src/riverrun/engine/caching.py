@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -57,23 +58,33 @@ MISS = object()
 #: The clock cache expiry is judged by (tests pass time in by replacing it).
 now: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
 
+#: The clock that spaces out the checks of a remembered entry's file (tests replace it).
+monotonic: Callable[[], float] = time.monotonic
+
 # Entries this process has read or written, by store, then key, each with its decoded
 # reference and the path of its file. An entry's location never changes for its key and
 # its expiration only moves later, so a remembered entry is safe to use until it
-# expires; the result file itself is checked (one ``stat``) on every read, which is how
-# a refresh or a ``riverrun cache clear`` in another process is noticed.
+# expires. The result file itself is checked (one ``stat``) by the first hit of each
+# flow run and then at most every ``RECHECK_SECONDS``: that is how a refresh or a
+# ``riverrun cache clear`` in another process is noticed. Not on every hit: a ``stat``
+# releases the interpreter lock, and taking it back from the flusher and console
+# threads cost a hit about three times the rest of its work.
 # Weakly keyed by the store object: a store opened later at the same address (as
 # ``id()`` would allow) must not see a closed store's entries.
 _MEMO_ENTRIES = 4096
+RECHECK_SECONDS = 1.0
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class _Kept:
     """A remembered entry, with what a hit needs to read its file."""
 
     entry: CacheEntry
     ref: ResultRef
     where: str  # str(ref.path): checked once, when remembered
+    # The flow run whose hit last checked the file, and when (``monotonic``).
+    checked_by: str | None = None
+    checked_at: float = 0.0
 
 
 _entries: weakref.WeakKeyDictionary[RunStore, dict[str, _Kept]] = weakref.WeakKeyDictionary()
@@ -235,8 +246,13 @@ def read_cache(flow_context: FlowRunContext, key: str, logger: RunLogger) -> Any
         # The hit path: no store query, no decoding; the file is checked by read_at.
         entry = kept.entry
         if entry.expiration is None or entry.expiration > now():
+            run_id, at = flow_context.flow_run.id, monotonic()
+            check = kept.checked_by != run_id or at - kept.checked_at >= RECHECK_SECONDS
             try:
-                return results.read_at(kept.where, kept.ref), entry.location
+                value = results.read_at(kept.where, kept.ref, check=check)
+                if check:
+                    kept.checked_by, kept.checked_at = run_id, at
+                return value, entry.location
             except (FileNotFoundError, results.OverwrittenResultError):
                 pass  # refreshed or cleared elsewhere: the store has the truth
             except Exception as error:

@@ -211,14 +211,19 @@ def read_result(ref: ResultRef) -> Any:
     return read_at(str(ref.path), ref)
 
 
-def read_at(where: str, ref: ResultRef) -> Any:
+def read_at(where: str, ref: ResultRef, *, check: bool = True) -> Any:
     """``read_result(ref)`` for a caller that already holds ``str(ref.path)`` (a cache
-    hit keeps it with its entry): the file is still checked with one ``stat``."""
+    hit keeps it with its entry): the file is checked with one ``stat``, or, with
+    ``check=False``, not at all when this process holds its bytes already (the caller
+    checked it a moment ago: a ``stat`` lets the runs' other threads take the
+    interpreter lock, which costs a hit more than the rest of it)."""
     serializer = get_serializer(ref.serializer)
-    stat = os.stat(where)
-    identity = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
     kept = _memo.get(where)
-    if kept is not None and kept[0] == identity:
+    if check or kept is None:
+        identity = _identity(where)
+        if kept is not None and kept[0] != identity:
+            kept = None
+    if kept is not None:
         payload, digest = kept[1], kept[2]
     else:
         with open(where, "rb") as handle:
