@@ -18,7 +18,6 @@ import time
 import weakref
 from collections.abc import MutableMapping
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from riverrun.context import flow_run_context, task_run_context
@@ -26,7 +25,7 @@ from riverrun.exceptions import MissingContextError
 from riverrun.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from riverrun.store.protocol import LogEntry, RunStore
+    from riverrun.store.protocol import RunStore
 
 __all__ = ["RunLogger", "get_run_logger", "setup_logging"]
 
@@ -34,6 +33,8 @@ ROOT = "riverrun"
 # How long the console writer lets lines gather before writing them.
 _CONSOLE_BATCH_SECONDS = 0.02
 _FORMAT = "%(asctime)s.%(msecs)03d | %(levelname_padded)s | %(label)s - %(message)s"
+# Line tails (level, label, message) a console formatter keeps made (see RunFormatter.line).
+_TAILS_KEPT = 1024
 _COLOURS = {
     logging.DEBUG: "\x1b[34m",
     logging.INFO: "\x1b[36m",
@@ -52,6 +53,7 @@ class RunFormatter(logging.Formatter):
         # (second, its clock text): made once per second, not per line; one tuple so
         # that threads formatting at once never pair a second with another's text.
         self._clock: tuple[int, str] = (-1, "")
+        self._tails: dict[tuple[int, str, str], str] = {}
 
     def format(self, record: logging.LogRecord) -> str:
         level = f"{record.levelname:<7}"
@@ -69,10 +71,24 @@ class RunFormatter(logging.Formatter):
 
     def line(self, created: float, levelno: int, label: str, message: str) -> str:
         """The line ``format`` gives for a plain record with these fields."""
-        level = f"{logging.getLevelName(levelno):<7}"
-        if self.colour:
-            level = f"{_COLOURS.get(levelno, '')}{level}\x1b[0m"
-        return self._line(created, (created - int(created)) * 1000, level, label, message)
+        # What follows the clock is the same for every run of a task (``| INFO    |
+        # Task run 'add' - Finished in state Completed()``): made once, then looked up.
+        key = (levelno, label, message)
+        tail = self._tails.get(key)
+        if tail is None:
+            level = f"{logging.getLevelName(levelno):<7}"
+            if self.colour:
+                level = f"{_COLOURS.get(levelno, '')}{level}\x1b[0m"
+            tail = f" | {level} | {label} - {message}"
+            if len(self._tails) >= _TAILS_KEPT:
+                self._tails.clear()
+            self._tails[key] = tail
+        second = int(created)
+        cached_second, clock = self._clock
+        if second != cached_second:
+            clock = time.strftime("%H:%M:%S", self.converter(created))
+            self._clock = (second, clock)
+        return f"{clock}.{int((created - second) * 1000):03d}{tail}"
 
     def _line(self, created: float, msecs: float, level: str, label: str, message: str) -> str:
         second = int(created)
@@ -94,6 +110,17 @@ def _console_after_fork() -> None:
 os.register_at_fork(after_in_child=_console_after_fork)
 
 
+# An engine line queued unformatted: (formatter, created, level number, label, message).
+_Parts = tuple[RunFormatter, float, int, str, str]
+
+
+def _text(line: str | _Parts) -> str:
+    if isinstance(line, str):
+        return line
+    formatter, created, levelno, label, message = line
+    return formatter.line(created, levelno, label, message)
+
+
 class ConsoleHandler(logging.Handler):
     """Writes formatted lines to ``sys.stderr`` from a background thread, in batches.
 
@@ -108,7 +135,9 @@ class ConsoleHandler(logging.Handler):
     def __init__(self, *, batched: bool = True) -> None:
         super().__init__()
         self.batched = batched
-        self._lines: collections.deque[str] = collections.deque()
+        # Formatted lines, or an engine line's parts (formatted when written: off the
+        # thread running the tasks when the writer thread writes them).
+        self._lines: collections.deque[str | _Parts] = collections.deque()
         self._pending = threading.Event()
         self._write_lock = threading.Lock()
         self._writer: threading.Thread | None = None
@@ -141,7 +170,7 @@ class ConsoleHandler(logging.Handler):
         """Queue an engine line without a ``LogRecord`` (see ``RunLogger.engine_event``)."""
         formatter = self.formatter
         assert isinstance(formatter, RunFormatter)
-        self._lines.append(formatter.line(created, levelno, label, message))
+        self._lines.append((formatter, created, levelno, label, message))
         self._queued()
 
     def _queued(self) -> None:
@@ -176,7 +205,7 @@ class ConsoleHandler(logging.Handler):
             count = len(lines)
             if not count:
                 return
-            text = "\n".join([lines.popleft() for _ in range(count)])
+            text = "\n".join([_text(lines.popleft()) for _ in range(count)])
             stream = sys.stderr
             try:
                 stream.write(text + "\n")
@@ -196,32 +225,16 @@ class StoreHandler(logging.Handler):
         if store is None:
             return
         try:
-            store.record_log(
-                _log_entry_class()(
-                    flow_run_id=getattr(record, "flow_run_id", None),
-                    task_run_id=getattr(record, "task_run_id", None),
-                    level=record.levelno,
-                    logger=getattr(record, "label", record.name),
-                    message=record.getMessage(),
-                    timestamp=datetime.fromtimestamp(record.created, UTC),
-                )
+            store.record_log_line(
+                getattr(record, "flow_run_id", None),
+                getattr(record, "task_run_id", None),
+                record.levelno,
+                getattr(record, "label", record.name),
+                record.getMessage(),
+                record.created,
             )
         except Exception:
             self.handleError(record)
-
-
-_LogEntry: type[LogEntry] | None = None
-
-
-def _log_entry_class() -> type[LogEntry]:
-    # Bound on first use, not imported with riverrun (the store has loaded it by then);
-    # an import statement per log line would cost about a microsecond.
-    global _LogEntry
-    if _LogEntry is None:
-        from riverrun.store.protocol import LogEntry
-
-        _LogEntry = LogEntry
-    return _LogEntry
 
 
 class RunLogger(logging.LoggerAdapter[logging.Logger]):
@@ -252,15 +265,8 @@ class RunLogger(logging.LoggerAdapter[logging.Logger]):
             console.emit_line(created, level, label, message)
             store = extra["store"]
             if store is not None:
-                store.record_log(
-                    _log_entry_class()(
-                        flow_run_id=extra["flow_run_id"],
-                        task_run_id=extra["task_run_id"],
-                        level=level,
-                        logger=label,
-                        message=message,
-                        timestamp=datetime.fromtimestamp(created, UTC),
-                    )
+                store.record_log_line(
+                    extra["flow_run_id"], extra["task_run_id"], level, label, message, created
                 )
             return
         record = logger.makeRecord(logger.name, level, "riverrun", 0, message, (), None)

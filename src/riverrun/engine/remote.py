@@ -32,6 +32,7 @@ from riverrun.store.protocol import (
     SlotRequest,
     StateRecord,
     TaskRun,
+    log_entry,
 )
 
 if TYPE_CHECKING:
@@ -102,6 +103,17 @@ class RelayStore:
 
     def record_log(self, entry: LogEntry) -> None:
         self.events.append(("log", entry))
+
+    def record_log_line(
+        self,
+        flow_run_id: str | None,
+        task_run_id: str | None,
+        level: int,
+        logger: str,
+        message: str,
+        created: float,
+    ) -> None:
+        self.record_log(log_entry(flow_run_id, task_run_id, level, logger, message, created))
 
     def flush(self) -> None:
         """Nothing to write here: the events leave with the result."""

@@ -327,6 +327,19 @@ class EmbeddedStore:
             )
         )
 
+    def record_log_line(
+        self,
+        flow_run_id: str | None,
+        task_run_id: str | None,
+        level: int,
+        logger: str,
+        message: str,
+        created: float,
+    ) -> None:
+        self._enqueue(
+            (_LOG, flow_run_id, task_run_id, level, logger, message, round(created * 1_000_000))
+        )
+
     def _enqueue(self, event: tuple[Any, ...]) -> None:
         self._queue.append(event)
         if self._write_through:

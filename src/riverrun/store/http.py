@@ -38,6 +38,7 @@ from riverrun.store.protocol import (
     LogEntry,
     StateRecord,
     TaskRun,
+    log_entry,
     state_snapshot,
 )
 from riverrun.store.spool import Spool
@@ -445,6 +446,17 @@ class HttpStore(ConcurrencyOverHttp):
 
     def record_log(self, entry: LogEntry) -> None:
         self._enqueue((_LOG, entry))
+
+    def record_log_line(
+        self,
+        flow_run_id: str | None,
+        task_run_id: str | None,
+        level: int,
+        logger: str,
+        message: str,
+        created: float,
+    ) -> None:
+        self.record_log(log_entry(flow_run_id, task_run_id, level, logger, message, created))
 
     def _enqueue(self, event: tuple[int, Any]) -> None:
         self._queue.append(event)

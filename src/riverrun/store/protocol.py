@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from riverrun.states import TYPE_VALUES, State
@@ -20,6 +20,7 @@ __all__ = [
     "SlotRequest",
     "StateRecord",
     "TaskRun",
+    "log_entry",
     "state_snapshot",
 ]
 
@@ -123,6 +124,20 @@ class LogEntry:
             self.message,
             self.timestamp,
         )
+
+
+def log_entry(
+    flow_run_id: str | None,
+    task_run_id: str | None,
+    level: int,
+    logger: str,
+    message: str,
+    created: float,
+) -> LogEntry:
+    """The ``LogEntry`` of ``RunStore.record_log_line``'s arguments."""
+    return LogEntry(
+        flow_run_id, task_run_id, level, logger, message, datetime.fromtimestamp(created, UTC)
+    )
 
 
 @dataclass(slots=True, frozen=True)
@@ -255,6 +270,20 @@ class RunStore(Protocol):
     def set_state(self, run: FlowRun | TaskRun, state: State) -> None: ...
 
     def record_log(self, entry: LogEntry) -> None: ...
+
+    def record_log_line(
+        self,
+        flow_run_id: str | None,
+        task_run_id: str | None,
+        level: int,
+        logger: str,
+        message: str,
+        created: float,
+    ) -> None:
+        """``record_log`` from the line's parts (``created`` as ``time.time()`` gives
+        it), for the engine's own line per run: a store may record it without making a
+        ``LogEntry`` and a datetime first."""
+        ...
 
     def flush(self) -> None: ...
 
