@@ -248,6 +248,9 @@ _MILLIS = (1 << 48) - 1
 
 # The clock new_id() reads (a module attribute, so that tests can stop it).
 _time_ns = time.time_ns
+# (a millisecond, the text of an id's first two groups for it): many ids share it. One
+# tuple, replaced whole, so that threads never pair a millisecond with another's text.
+_millis_text: tuple[int, str] = (-1, "")
 
 
 def new_flow_run_id() -> str:
@@ -275,6 +278,11 @@ def new_id() -> str:
     from a private generator seeded from the kernel and re-seeded in every forked child,
     so processes never share a stream.
     """
+    global _millis_text
     millis = (_time_ns() // 1_000_000) & _MILLIS
-    text = "%032x" % (millis << 80 | _random.getrandbits(80) & _UUID7_KEEP | _UUID7_SET)
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    known = _millis_text
+    if known[0] != millis:
+        text = "%012x" % millis
+        known = _millis_text = (millis, f"{text[:8]}-{text[8:]}-")
+    text = "%020x" % (_random.getrandbits(80) & _UUID7_KEEP | _UUID7_SET)
+    return f"{known[1]}{text[:4]}-{text[4:8]}-{text[8:]}"

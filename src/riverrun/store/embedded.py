@@ -298,6 +298,9 @@ class EmbeddedStore:
         if not is_task and state.type in FINAL_TYPES:
             with self._live_lock:
                 self._live.discard(run.id)
+        # The run's start or end is often this state's own time: converted once.
+        at, start, end = state.timestamp, run.start_time, run.end_time
+        micros = _micros(at)
         event: tuple[Any, ...] = (
             _STATE,
             "task" if is_task else "flow",
@@ -305,10 +308,10 @@ class EmbeddedStore:
             TYPE_VALUES[state.type],
             state.name,
             state.message,
-            _micros(state.timestamp),
+            micros,
             run.run_count,
-            _micros(run.start_time),
-            _micros(run.end_time),
+            micros if start is at else _micros(start),
+            micros if end is at else _micros(end),
         )
         if is_task:
             event += (run.result, run.cache_key)  # type: ignore[union-attr]
