@@ -124,6 +124,22 @@ def test_a_killed_writer_loses_nothing(writer_store: EmbeddedStore) -> None:
         assert names == ["Pending", "Running", "Completed"], task_run.name
 
 
+def test_the_writer_ignores_sigint_in_a_session_of_its_own(writer_store: EmbeddedStore) -> None:
+    doubles(3)
+    writer_pid = _wait_until_ready(writer_store)
+    assert os.getsid(writer_pid) == writer_pid  # a process group's signals miss it
+    if os.path.exists(f"/proc/{writer_pid}/status"):
+        with open(f"/proc/{writer_pid}/status") as status:
+            [ignored] = [line.split()[1] for line in status if line.startswith("SigIgn:")]
+        assert int(ignored, 16) & (1 << (signal.SIGINT - 1))
+    os.kill(writer_pid, signal.SIGINT)
+    assert doubles(50) == 2 * sum(range(50))
+    writer_store.flush()
+    assert writer_store._writer is not None and writer_store._writer.pid == writer_pid
+    run = next(r for r in writer_store.read_flow_runs() if r.parameters == {"n": 50})
+    assert len(writer_store.read_task_runs(run.id)) == 50
+
+
 def _log_in_child(i: int) -> int:
     get_run_logger().info("child %d says hi", i)
     return i

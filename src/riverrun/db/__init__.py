@@ -16,6 +16,14 @@ Invariants:
   flow's process on a SQLite file never imports SQLAlchemy) or through a SQLAlchemy
   connection (PostgreSQL, the server); the rest are SQLAlchemy Core in
   ``repository.py``, ``history.py``, ``liveness.py`` and ``concurrency.py``.
+- The write-behind path is lean: ``rows.py`` (the rows' columns, conversions and
+  statements; ``statements.py`` re-exports them), ``write_behind.py`` (events to rows,
+  committed in one transaction with a writer's mark, kept when the database is
+  unavailable, one by one when refused: the one commit logic of the store and its
+  writer process) and ``writer_child.py`` (the writer process's side) import only the
+  standard library and each other, with ``sqlite.py``, so that a writer process for a
+  SQLite file starts without settings, records, ``typing`` or ``logging``
+  (``tests/db/test_writer_child.py`` keeps it so).
 - ``schema_sqlite.sql`` is generated from ``tables.py`` (``python -m
   riverrun.db.schema_file``); a test fails when it is out of date.
 """

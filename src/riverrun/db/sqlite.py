@@ -24,13 +24,20 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
+from _thread import allocate_lock
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
-from riverrun.db.statements import SQLITE, Dialect
+from riverrun.db.rows import SQLITE, Dialect
+
+# A writer process imports this module: ``typing`` and ``pathlib`` are not imported at
+# run time (see rows.py). mypy takes this name as True.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
+    from typing import Any
+
+    SCHEMA_FILE: Path
 
 __all__ = [
     "BEGIN_READ",
@@ -50,13 +57,22 @@ BUSY_TIMEOUT_MS = 60_000
 BEGIN_WRITE = "BEGIN IMMEDIATE"
 BEGIN_READ = "BEGIN"
 
-SCHEMA_FILE = Path(__file__).with_name("schema_sqlite.sql")
+_SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema_sqlite.sql")
 
 # Idle connections kept open for the next transaction (the rest are closed).
 _POOL_SIZE = 5
 # Connections a forked child inherited: never closed there, as closing one could touch
 # the parent's locks and write-ahead log (kept referenced so that no finaliser does).
 _abandoned: list[sqlite3.Connection] = []
+
+
+def __getattr__(name: str) -> Path:
+    # ``SCHEMA_FILE``, made when first asked for (see TYPE_CHECKING above).
+    if name == "SCHEMA_FILE":
+        from pathlib import Path
+
+        return Path(_SCHEMA_PATH)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def configure(connection: sqlite3.Connection) -> None:
@@ -105,9 +121,11 @@ class SQLiteDatabase:
         # Absolute once, as SQLAlchemy's engine makes it: a flow changing the working
         # folder must not send later connections to another file.
         self.path = os.path.abspath(path)
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = os.path.dirname(os.path.expanduser(path))
+        if folder:
+            os.makedirs(folder, exist_ok=True)
         self._idle: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
 
     @contextmanager
     def write(self) -> Iterator[_Driver]:
@@ -169,7 +187,7 @@ class SQLiteDatabase:
         """Let go of the parent's connections without closing them (see ``_abandoned``)."""
         _abandoned.extend(self._idle)
         self._idle = []
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
 
     # -- schema -----------------------------------------------------------------------
 
@@ -207,7 +225,8 @@ class SQLiteDatabase:
 
     def _create_at_head(self) -> bool:
         """Create the schema if the database is empty; whether it is at the head now."""
-        lines = SCHEMA_FILE.read_text(encoding="utf-8").splitlines(keepends=True)
+        with open(_SCHEMA_PATH, encoding="utf-8") as schema:
+            lines = schema.read().splitlines(keepends=True)
         script = "".join(line for line in lines if not line.startswith("--"))
         statements = [part.strip() for part in script.split(";\n") if part.strip()]
         with self._transaction(BEGIN_WRITE) as connection:

@@ -11,20 +11,45 @@ Values are converted once per column, by column name: every timestamp column is 
 ``UTCDateTime`` and every JSON column a ``JSON`` in ``tables.py`` (a test keeps the
 names below equal to the tables). On SQLite the text written is the text SQLAlchemy
 writes and reads back, so either side reads what the other wrote.
+
+The write-behind rows' columns, conversions and statements live in ``rows.py`` (only
+the standard library: a writer process imports it alone) and are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from itertools import chain
-from operator import itemgetter
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from riverrun.db.rows import (
+    FLOW_RUN_LATEST,
+    JSON_COLUMNS,
+    LOG_COLUMNS,
+    POSTGRESQL,
+    POSTGRESQL_JSON_TEXT,
+    SQLITE,
+    STATE_COLUMNS,
+    TASK_RUN_COLUMNS,
+    TASK_RUN_LATEST,
+    TASK_RUN_LATEST_POSITIONS,
+    TIMESTAMP_COLUMNS,
+    Batch,
+    Dialect,
+    _identity,
+    apply_batch,
+    from_micros,
+    insert_values,
+    micros,
+    set_writer_mark,
+    sqlite_micros,
+    sqlite_timestamp,
+    take_writer_mark,
+)
+from riverrun.db.rows import converter as _converter
+from riverrun.db.rows import insert_text as _insert_text
+from riverrun.db.rows import statement as _statement
 from riverrun.exceptions import ObjectNotFoundError
 from riverrun.states import TYPE_VALUES, State, StateType
 from riverrun.store.protocol import CacheEntry, FlowRun, TaskRun
@@ -40,6 +65,7 @@ __all__ = [
     "STATE_COLUMNS",
     "TASK_RUN_COLUMNS",
     "TASK_RUN_LATEST",
+    "TASK_RUN_LATEST_POSITIONS",
     "TIMESTAMP_COLUMNS",
     "Batch",
     "Database",
@@ -47,6 +73,7 @@ __all__ = [
     "Driver",
     "apply_batch",
     "flow_run_row",
+    "from_micros",
     "insert_flow_run",
     "insert_rows",
     "insert_values",
@@ -54,6 +81,7 @@ __all__ = [
     "select_cache_entry",
     "select_limit_names",
     "set_writer_mark",
+    "sqlite_micros",
     "sqlite_timestamp",
     "state_columns",
     "state_row",
@@ -63,118 +91,6 @@ __all__ = [
     "update_heartbeats",
     "upsert_cache_entry",
 ]
-
-#: The columns holding an aware datetime (``UTCDateTime``), in whichever table.
-TIMESTAMP_COLUMNS = frozenset(
-    {"created", "start_time", "end_time", "heartbeat", "timestamp", "expiration"}
-    | {"rate_empty_at", "updated"}
-)
-#: The columns holding JSON, in whichever table.
-JSON_COLUMNS = frozenset({"parameters", "tags", "upstream_task_run_ids"})
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def micros(value: datetime | None) -> int | None:
-    """``value`` as integer microseconds since the Unix epoch: how the write-behind rows
-    carry time (a datetime costs several times more to pickle, pipe and convert). A
-    naive datetime is taken as local time, as ``astimezone`` takes it."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.astimezone(UTC)
-    return (value - _EPOCH) // _MICROSECOND
-
-
-def from_micros(value: int | None) -> datetime | None:
-    return None if value is None else _EPOCH + timedelta(microseconds=value)
-
-
-# (the whole seconds, their text) of the last timestamp written: a flush writes several
-# timestamps per task run, nearly all within the same second.
-_second_text: tuple[int | None, str] = (None, "")
-
-
-def sqlite_micros(value: int | None) -> str | None:
-    """The text SQLAlchemy's SQLite DateTime type reads back, in UTC like UTCDateTime:
-    ``YYYY-MM-DD HH:MM:SS.ffffff``."""
-    global _second_text
-    if value is None:
-        return None
-    seconds, fraction = divmod(value, 1_000_000)
-    cached, text = _second_text
-    if cached != seconds:
-        text = (_EPOCH + timedelta(seconds=seconds)).replace(tzinfo=None).isoformat(" ")
-        _second_text = (seconds, text)
-    return f"{text}.{fraction:06d}"
-
-
-def sqlite_timestamp(value: datetime | None) -> str | None:
-    """A datetime as ``sqlite_micros`` writes it."""
-    return sqlite_micros(micros(value))
-
-
-def _sqlite_json(value: Any) -> str:
-    # Most tags and upstream lists are empty: skip the encoder for them.
-    return "[]" if value == [] else json.dumps(value)
-
-
-def _read_sqlite_timestamp(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
-
-
-def _read_aware(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(UTC)
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class Dialect:
-    """How one driver wants its parameters and gives back its values."""
-
-    name: str
-    placeholder: str
-    write_timestamp: Callable[[Any], Any]  # from a datetime
-    write_micros: Callable[[Any], Any]  # from integer microseconds (see ``micros``)
-    write_json: Callable[[Any], Any]
-    read_timestamp: Callable[[Any], datetime | None]
-    read_json: Callable[[Any], Any]
-    # The most rows one multi-row INSERT carries (1: one statement per row).
-    rows_per_insert: int = 1
-
-
-# SQLite binds at most 32,766 values per statement (999 before 3.32): 64 rows of the
-# widest run-path table stay far below either limit.
-SQLITE = Dialect(
-    "sqlite",
-    "?",
-    sqlite_timestamp,
-    sqlite_micros,
-    _sqlite_json,
-    _read_sqlite_timestamp,
-    json.loads,
-    rows_per_insert=64 if sqlite3.sqlite_version_info >= (3, 32) else 16,
-)
-
-
-def _postgres_json(value: Any) -> Any:
-    from psycopg.types.json import Json
-
-    return Json(value)
-
-
-# The drivers give JSON back decoded. (psycopg's executemany already pipelines rows.)
-POSTGRESQL = Dialect(
-    "postgresql", "%s", _identity, from_micros, _postgres_json, _read_aware, _identity
-)
-# Other PostgreSQL drivers (psycopg2) take JSON as text the server casts.
-POSTGRESQL_JSON_TEXT = Dialect(
-    "postgresql", "%s", _identity, from_micros, json.dumps, _read_aware, _identity
-)
 
 
 class Driver(Protocol):
@@ -197,8 +113,8 @@ class Database(Protocol):
     def read(self) -> AbstractContextManager[Driver]: ...
 
 
-# The columns of the two run tables, as the records below take them (a test keeps them
-# equal to tables.py).
+# A flow run's columns, as the records below take them (a test keeps them equal to
+# tables.py); a task run's are ``rows.TASK_RUN_COLUMNS``.
 FLOW_RUN_COLUMNS = (
     "id",
     "name",
@@ -220,71 +136,6 @@ FLOW_RUN_COLUMNS = (
     "entrypoint",
     "resume_parameters",
 )
-TASK_RUN_COLUMNS = (
-    "id",
-    "flow_run_id",
-    "name",
-    "task_name",
-    "dynamic_key",
-    "state_type",
-    "state_name",
-    "state_message",
-    "tags",
-    "run_count",
-    "cache_key",
-    "upstream_task_run_ids",
-    "subflow_run_id",
-    "created",
-    "start_time",
-    "end_time",
-    "task_key",
-    "result",
-)
-
-
-# The columns of the write-behind rows, in the order their tuples hold them. Timestamps
-# are integer microseconds (``micros``), JSON columns plain Python values.
-STATE_COLUMNS = ("run_id", "run_kind", "type", "name", "message", "timestamp", "event_id")
-LOG_COLUMNS = ("flow_run_id", "task_run_id", "level", "logger", "message", "timestamp", "event_id")
-# A run's columns that follow its latest state: a flow run's, then a task run's two more.
-FLOW_RUN_LATEST = (
-    "state_type",
-    "state_name",
-    "state_message",
-    "run_count",
-    "start_time",
-    "end_time",
-)
-TASK_RUN_LATEST = (*FLOW_RUN_LATEST, "result", "cache_key")
-#: Where each of ``TASK_RUN_LATEST`` sits in a task run's row.
-TASK_RUN_LATEST_POSITIONS = tuple(TASK_RUN_COLUMNS.index(name) for name in TASK_RUN_LATEST)
-
-
-@dataclass(slots=True)
-class Batch:
-    """Write-behind rows gathered since the last flush, in arrival order: tuples (lists
-    for task runs, which take their latest state in place) in the column orders above
-    and ``TASK_RUN_COLUMNS``; the updates are keyed by run id."""
-
-    task_runs: list[list[Any]]
-    states: list[tuple[Any, ...]]
-    flow_run_updates: dict[str, tuple[Any, ...]]
-    task_run_updates: dict[str, tuple[Any, ...]]
-    logs: list[tuple[Any, ...]]
-
-    @classmethod
-    def empty(cls) -> Batch:
-        return cls([], [], {}, {}, [])
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.task_runs
-            or self.states
-            or self.flow_run_updates
-            or self.task_run_updates
-            or self.logs
-        )
-
 
 # -- rows ------------------------------------------------------------------------------
 
@@ -426,96 +277,6 @@ def _state(row: Mapping[Any, Any]) -> State | None:
     return State(StateType(row["state_type"]), row["state_name"], message=row["state_message"])
 
 
-# -- statement text -----------------------------------------------------------------------
-
-_texts: dict[tuple[str, ...], str] = {}
-
-
-def _statement(key: tuple[str, ...], build: Callable[[], str]) -> str:
-    text = _texts.get(key)
-    if text is None:
-        text = _texts[key] = build()
-    return text
-
-
-def _insert_text(dialect: Dialect, table: str, columns: tuple[str, ...], rows: int = 1) -> str:
-    return _statement(
-        ("insert", dialect.placeholder, table, str(rows), *columns),
-        lambda: 'INSERT INTO "{}" ({}) VALUES {}'.format(
-            table,
-            ", ".join(f'"{name}"' for name in columns),
-            ", ".join(["({})".format(", ".join([dialect.placeholder] * len(columns)))] * rows),
-        ),
-    )
-
-
-def _update_text(dialect: Dialect, table: str, columns: tuple[str, ...]) -> str:
-    mark = dialect.placeholder
-    return _statement(
-        ("update", mark, table, *columns),
-        lambda: 'UPDATE "{}" SET {} WHERE "id" = {}'.format(
-            table, ", ".join(f'"{name}" = {mark}' for name in columns), mark
-        ),
-    )
-
-
-def _converter(
-    dialect: Dialect, columns: Sequence[str]
-) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    """A function turning a row (a dict with these keys) into the driver's values."""
-    values = itemgetter(*columns)
-    conversions: list[tuple[int, Callable[[Any], Any]]] = []
-    for position, name in enumerate(columns):
-        if name in TIMESTAMP_COLUMNS:
-            conversions.append((position, dialect.write_timestamp))
-        elif name in JSON_COLUMNS:
-            conversions.append((position, dialect.write_json))
-    if len(columns) == 1:
-        single = columns[0]
-        conversion = conversions[0][1] if conversions else _identity
-        return lambda row: (conversion(row[single]),)
-    if not conversions:
-        return values
-
-    def convert(row: dict[str, Any]) -> tuple[Any, ...]:
-        converted = list(values(row))
-        for position, conversion in conversions:
-            converted[position] = conversion(converted[position])
-        return tuple(converted)
-
-    return convert
-
-
-_RowConverter = Callable[[Sequence[Any]], tuple[Any, ...]]
-_values_converters: dict[tuple[Dialect, tuple[str, ...]], _RowConverter] = {}
-
-
-def _values_converter(dialect: Dialect, columns: tuple[str, ...]) -> _RowConverter:
-    """A function turning a write-behind row (``columns`` order, timestamps in
-    microseconds) into the driver's values.
-
-    It is compiled once per table and dialect into a single tuple display
-    (``lambda row: (row[0], stamp(row[1]), ...)``): the writer converts a few rows per
-    task run, and a loop over the columns cost as much as SQLite's insert. The source is
-    made from the column names of this module only.
-    """
-    key = (dialect, columns)
-    convert = _values_converters.get(key)
-    if convert is None:
-        parts = []
-        for position, name in enumerate(columns):
-            if name in TIMESTAMP_COLUMNS:
-                parts.append(f"stamp(row[{position}])")
-            elif name in JSON_COLUMNS:
-                parts.append(f"to_json(row[{position}])")
-            else:
-                parts.append(f"row[{position}]")
-        namespace = {"stamp": dialect.write_micros, "to_json": dialect.write_json}
-        convert = eval(f"lambda row: ({', '.join(parts)},)", namespace)
-        _values_converters[key] = convert
-    return convert
-
-
 # -- statements ------------------------------------------------------------------------
 
 
@@ -533,59 +294,11 @@ def insert_rows(driver: Driver, table: str, rows: Sequence[dict[str, Any]]) -> N
     driver.executemany(_insert_text(dialect, table, columns), [convert(row) for row in rows])
 
 
-def insert_values(
-    driver: Driver, table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
-) -> None:
-    """INSERT write-behind ``rows`` (``columns`` order) into ``table``: on SQLite as
-    multi-row INSERTs of ``rows_per_insert`` rows, which save SQLite a statement step
-    per row; the rows keep their order."""
-    if not rows:
-        return
-    dialect = driver.dialect
-    convert = _values_converter(dialect, columns)
-    values = [convert(row) for row in rows]
-    per = dialect.rows_per_insert
-    whole = len(values) - len(values) % per if per > 1 else 0
-    if whole:
-        driver.executemany(
-            _insert_text(dialect, table, columns, per),
-            [
-                tuple(chain.from_iterable(values[start : start + per]))
-                for start in range(0, whole, per)
-            ],
-        )
-    if whole < len(values):
-        driver.executemany(_insert_text(dialect, table, columns), values[whole:])
-
-
-def _update_values(
-    driver: Driver, table: str, columns: tuple[str, ...], updates: dict[str, tuple[Any, ...]]
-) -> None:
-    """Set ``columns`` of each run (keyed by id) to its values, in one executemany."""
-    if not updates:
-        return
-    dialect = driver.dialect
-    convert = _values_converter(dialect, columns)
-    driver.executemany(
-        _update_text(dialect, table, columns),
-        [(*convert(values), run_id) for run_id, values in updates.items()],
-    )
-
-
 def insert_flow_run(driver: Driver, run: FlowRun) -> None:
     """Insert a new flow run and, if it has one, its first state."""
     insert_rows(driver, "flow_runs", [flow_run_row(run)])
     if run.state is not None:
         insert_values(driver, "states", STATE_COLUMNS, [state_values(run.id, "flow", run.state)])
-
-
-def apply_batch(driver: Driver, batch: Batch) -> None:
-    """Write one flush's worth of rows: inserts first, then each run's latest columns."""
-    insert_values(driver, "task_runs", TASK_RUN_COLUMNS, batch.task_runs)
-    insert_values(driver, "states", STATE_COLUMNS, batch.states)
-    insert_values(driver, "logs", LOG_COLUMNS, batch.logs)
-    _update_values(driver, "flow_runs", FLOW_RUN_LATEST, batch.flow_run_updates)
-    _update_values(driver, "task_runs", TASK_RUN_LATEST, batch.task_run_updates)
 
 
 def update_heartbeats(driver: Driver, flow_run_ids: Sequence[str], now: datetime) -> None:
@@ -642,26 +355,6 @@ def upsert_cache_entry(driver: Driver, entry: CacheEntry) -> None:
             }
         ],
     )
-
-
-def set_writer_mark(driver: Driver, writer: str, seq: int) -> None:
-    """Record that ``writer`` committed its batches up to ``seq`` (see store/writer.py)."""
-    mark = driver.dialect.placeholder
-    driver.executemany(
-        f'INSERT INTO "writer_marks" ("writer", "seq") VALUES ({mark}, {mark}) '
-        'ON CONFLICT ("writer") DO UPDATE SET "seq" = excluded."seq"',
-        [(writer, seq)],
-    )
-
-
-def take_writer_mark(driver: Driver, writer: str) -> int | None:
-    """The last batch ``writer`` committed (None: none), removing its mark."""
-    mark = driver.dialect.placeholder
-    rows = driver.query(f'SELECT "seq" FROM "writer_marks" WHERE "writer" = {mark}', (writer,))
-    if not rows:
-        return None
-    driver.executemany(f'DELETE FROM "writer_marks" WHERE "writer" = {mark}', [(writer,)])
-    return int(rows[0][0])
 
 
 def select_limit_names(driver: Driver) -> frozenset[str]:

@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from riverrun.db import statements
+from riverrun.db import statements, write_behind
 from riverrun.db.sqlite import SQLiteDatabase, sqlite_path
+from riverrun.db.write_behind import first_line as _first_line
 from riverrun.exceptions import ConcurrencyLimitExistsError, StoreUnavailableError
 from riverrun.settings import Settings
 from riverrun.states import FINAL_TYPES, TYPE_VALUES, State
@@ -40,21 +41,6 @@ __all__ = ["EmbeddedStore"]
 logger = logging.getLogger(__name__)
 
 
-def _unavailable() -> tuple[type[BaseException], ...]:
-    """The errors meaning "the database cannot be reached or used right now": retry
-    later. SQLAlchemy's are among them once something imported it (never on SQLite's
-    run path, which uses ``sqlite3``)."""
-    errors: tuple[type[BaseException], ...] = (
-        sqlite3.OperationalError,
-        sqlite3.InterfaceError,
-        TimeoutError,
-    )
-    exc = sys.modules.get("sqlalchemy.exc")
-    if exc is not None:
-        errors += (exc.OperationalError, exc.InterfaceError)
-    return errors
-
-
 def _database_errors() -> tuple[type[BaseException], ...]:
     """What opening or migrating the database raises when it cannot be used."""
     errors: tuple[type[BaseException], ...] = (sqlite3.Error, ImportError, ValueError)
@@ -62,8 +48,8 @@ def _database_errors() -> tuple[type[BaseException], ...]:
     return errors if exc is None else (*errors, exc.SQLAlchemyError)
 
 
-# Event tags in the write-behind queue.
-_TASK_RUN, _STATE, _LOG = 0, 1, 2
+# Event tags in the write-behind queue (see db/write_behind.py).
+_TASK_RUN, _STATE, _LOG = write_behind.TASK_RUN, write_behind.STATE, write_behind.LOG
 _micros = statements.micros
 # How long the set of concurrency limit names is trusted before it is read again:
 # limits created by another process apply to this one's tagged tasks within this time.
@@ -93,63 +79,6 @@ _WRITER_START_WAIT = 5.0
 _WRITER_START_POLL = 0.01
 # How long closing the store waits for a writer process to exit once it confirmed all.
 _WRITER_EXIT_WAIT = 10.0
-
-
-def _first_line(error: BaseException) -> str:
-    original = getattr(error, "orig", None) or error
-    lines = str(original).strip().splitlines()
-    return lines[0] if lines else type(original).__name__
-
-
-def _text(value: str | None) -> str | None:
-    # Text from a program can hold lone surrogates (undecodable file names) that no
-    # database encoding accepts; store a replacement character instead of failing.
-    if value is None or value.isascii():
-        return value
-    return value.encode("utf-8", "replace").decode("utf-8")
-
-
-# Where a task run's latest columns sit in its row (see statements.TASK_RUN_LATEST).
-_LATEST_POSITIONS = statements.TASK_RUN_LATEST_POSITIONS
-
-
-def _batch(events: list[tuple[Any, ...]]) -> statements.Batch:
-    """Turn queued events into rows; a task run created in this batch gets its latest
-    state columns in its INSERT instead of a separate UPDATE.
-
-    The events are flat tuples of plain values (timestamps in integer microseconds),
-    made by the ``record_*``/``set_state`` methods below: cheap to make, to send to a
-    writer process (``marshal``) and to turn into rows.
-    """
-    batch = statements.Batch.empty()
-    created: dict[str, list[Any]] = {}
-    for event in events:
-        tag = event[0]
-        if tag == _TASK_RUN:
-            task_row = list(event[1])
-            batch.task_runs.append(task_row)
-            created[task_row[0]] = task_row
-            if event[2] is not None:
-                batch.states.append(event[2])
-        elif tag == _STATE:
-            kind, run_id, state_type, name, message, timestamp = event[1:7]
-            message = _text(message)
-            batch.states.append((run_id, kind, state_type, name, message, timestamp, None))
-            latest = (state_type, name, message, *event[7:])  # run count, start, end...
-            if kind != "task":
-                batch.flow_run_updates[run_id] = latest
-                continue
-            new_row = created.get(run_id)
-            if new_row is None:
-                batch.task_run_updates[run_id] = latest
-            else:
-                for position, value in zip(_LATEST_POSITIONS, latest, strict=True):
-                    new_row[position] = value
-        else:
-            _, flow_run_id, task_run_id, level, logger_name, text, timestamp = event
-            logger_name, text = _text(logger_name), _text(text)
-            batch.logs.append((flow_run_id, task_run_id, level, logger_name, text, timestamp, None))
-    return batch
 
 
 class EmbeddedStore:
@@ -445,45 +374,14 @@ class EmbeddedStore:
         self._write_queued()
         return False
 
-    def _write_queued(self, mark: tuple[str, int] | None = None) -> None:
-        count = len(self._queue)
-        if not count and mark is None:
-            return
-        events = [self._queue.popleft() for _ in range(count)]
-        try:
-            self._write(events, mark)
-        except _unavailable():
-            self._queue.extendleft(reversed(events))
-            raise
-        except Exception:
-            self._write_one_by_one(events)
-            if mark is not None:
-                self._write([], mark)
-        except BaseException:
-            self._queue.extendleft(reversed(events))
-            raise
-        self._written += count
+    def _write_queued(self) -> None:
+        """Commit the queued events here (see ``write_behind.commit_queued``: when the
+        database is unavailable they stay queued and the error is raised)."""
+        self._written += write_behind.commit_queued(self._queue, self._write)
 
-    def commit_events(self, events: list[tuple[Any, ...]], mark: tuple[str, int]) -> None:
-        """Commit ``events`` (as this store's ``record_*`` methods queue them) now, after
-        any kept from an earlier attempt; for the writer process.
-
-        ``mark`` is (writer key, batch number): recorded in the same transaction, so
-        that the process that handed the batch over can tell whether it was committed
-        if the writer dies before confirming it. When the database is unavailable the
-        error is raised and the events are kept for the next call.
-        """
-        with self._flush_lock:
-            self._queue.extend(events)
-            self._write_queued(mark)
-
-    def drop_queued(self) -> int:
-        """Forget the events kept from failed attempts; how many there were (for a
-        writer process giving up on an unavailable database)."""
-        with self._flush_lock:
-            count = len(self._queue)
-            self._queue.clear()
-            return count
+    def _write(self, events: list[tuple[Any, ...]], mark: tuple[str, int] | None = None) -> None:
+        # Every transaction of write-behind events committed here goes through this.
+        write_behind.write_events(self._db, events, mark)
 
     def _forget_writer_mark(self, key: str) -> None:
         """Remove a writer's mark once nobody needs it (best effort: a leftover mark
@@ -552,23 +450,6 @@ class EmbeddedStore:
         if live:
             with self._db.write() as driver:
                 statements.update_heartbeats(driver, live, datetime.now(UTC))
-
-    def _write(self, events: list[tuple[Any, ...]], mark: tuple[str, int] | None = None) -> None:
-        batch = _batch(events)
-        with self._db.write() as driver:
-            statements.apply_batch(driver, batch)
-            if mark is not None:
-                statements.set_writer_mark(driver, *mark)
-
-    def _write_one_by_one(self, events: list[tuple[Any, ...]]) -> None:
-        for position, event in enumerate(events):
-            try:
-                self._write([event])
-            except _unavailable():
-                self._queue.extendleft(reversed(events[position:]))
-                raise
-            except Exception:
-                logger.exception("Dropped a run-history event the database refused: %r", event)
 
     def after_fork_in_child(self) -> None:
         """Start afresh in a forked child: the queued events are the parent's to write,

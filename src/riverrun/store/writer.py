@@ -4,16 +4,20 @@ process running the flows.
 A trivial task run costs about as much to write down (a task run, three states, a log
 line) as to run, and a flusher thread shares the interpreter lock with the runs. A
 child process writing on another core lets the runs go on meanwhile. ``EmbeddedStore``
-starts one (``RIVERRUN_STORE_WRITER``) and hands it each flush's events.
+starts one (``RIVERRUN_STORE_WRITER``) and hands it each flush's events. This module is
+the parent's side; the writer's own is ``db/writer_child.py``, which imports only what
+committing needs (for a SQLite file: the standard library and ``db/rows.py``,
+``db/write_behind.py``, ``db/sqlite.py``), so that it is ready a few tens of
+milliseconds after it is started; events recorded meanwhile wait for it.
 
 Protocol, over the child's standard streams:
 
 - parent → writer (its stdin): frames ``<length: u32><encoding: 1 byte><data>``, the
   data a ``marshal`` (``m``: the events are flat tuples of plain values, which marshal
   writes and reads several times faster than pickle; subclasses of ``str``, ``int`` and
-  ``float`` are sent as their plain values) or else a ``pickle`` (``p``). The
-  first frame holds ``(Settings, writer key)``; each later one ``(seq, events)``, with
-  ``seq`` counting up from 1.
+  ``float`` are sent as their plain values) or else a ``pickle`` (``p``). The first
+  frame holds plain values: ``(database URL, home folder, writer key)``; each later one
+  ``(seq, events)``, with ``seq`` counting up from 1.
 - writer → parent (its stdout): ``<seq: u64><length: u32><utf-8 text>``. ``seq`` 0 once
   the database is open ("ready"); then each batch's ``seq`` once its transaction has
   committed, with no text; or, while the database cannot be used, the batch's ``seq``
@@ -21,6 +25,11 @@ Protocol, over the child's standard streams:
 - end of the parent's stream (it closed the store, or died): the writer commits what
   it has, trying for up to ``GIVE_UP_AFTER`` seconds while the database is unavailable,
   then exits.
+
+Each batch is committed by ``db/write_behind.py``'s ``commit_queued``, as the store
+commits its own when it has no writer: one transaction with the writer's mark; kept
+and tried again while the database is unavailable; written one event per transaction
+when refused for its content, only the refused events dropped (each logged).
 
 What this guarantees:
 
@@ -35,7 +44,7 @@ What this guarantees:
   session of its own, so Ctrl-C or a signal to the parent's process group stops the
   runs but not the recording of what they did.
 - A parent's crash is declared only after its writer finished: the writer holds an
-  exclusive lock on ``<home>/writers/<parent pid>.lock`` for its whole life, and the
+  exclusive lock on ``<home>/writers/<host>-<parent pid>.lock`` for its whole life, and the
   crash sweep takes that lock before marking the parent's runs (``wait_for_writers``).
 """
 
@@ -43,50 +52,42 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import fcntl
-import gc
 import logging
 import marshal
 import os
 import pickle
 import select
-import signal
-import socket
-import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
+from riverrun.db.writer_child import ACK, FRAME, GIVE_UP_AFTER, WRITERS_FOLDER, host_name
 from riverrun.exceptions import StoreUnavailableError
 
-__all__ = ["GIVE_UP_AFTER", "WriterGone", "WriterProcess", "main", "wait_for_writers"]
+if TYPE_CHECKING:
+    from riverrun.settings import Settings
+
+__all__ = ["GIVE_UP_AFTER", "WriterGone", "WriterProcess", "wait_for_writers", "writers_folder"]
 
 logger = logging.getLogger(__name__)
 
-_FRAME = struct.Struct("<I")
-_ACK = struct.Struct("<QI")
-# How long a writer whose parent is gone keeps trying an unavailable database.
-GIVE_UP_AFTER = 60.0
-# Batches waiting in the pipe are committed together, up to this many events.
-_COALESCE_EVENTS = 5_000
-# The writer collects reference cycles once per this many transactions (see main).
-_COLLECT_EVERY = 100
 # How long the crash sweep waits for a dead process's writer to finish.
 _SWEEP_WAIT = 30.0
 
 
-# What the writer's interpreter runs. The package's ``__init__`` (flows, tasks, logging:
-# about half the writer's start-up) is not needed here, so ``riverrun`` is registered as
-# a bare package over the same folder (argv[1]) before the writer's modules are loaded.
+# What the writer's interpreter runs. Only what committing needs is imported there (see
+# db/writer_child.py): ``riverrun`` is registered as a bare package over the same folder
+# (argv[1]), so that neither its ``__init__`` (flows, tasks, logging) nor the store's
+# (settings, the store protocol) runs.
 _BOOT = """\
 import sys, types
 package = types.ModuleType("riverrun")
 package.__path__ = [sys.argv[1]]
 sys.modules["riverrun"] = package
-from riverrun.store.writer import main
+from riverrun.db.writer_child import main
 main()
 """
 
@@ -96,7 +97,8 @@ class WriterGone(Exception):
 
 
 def writers_folder(home: Path) -> Path:
-    return home / "writers"
+    """The folder of the writers' lock files."""
+    return home / WRITERS_FOLDER
 
 
 # -- the parent's side ---------------------------------------------------------------
@@ -108,7 +110,7 @@ class WriterProcess:
     Not thread-safe: the store calls it under its flush lock.
     """
 
-    def __init__(self, settings: Any, url: str) -> None:
+    def __init__(self, settings: Settings, url: str) -> None:
         self._url = url  # the database's, password hidden, for messages
         # The writer loads riverrun from where this process did (_BOOT's argument).
         package = str(Path(__file__).resolve().parents[1])
@@ -133,7 +135,7 @@ class WriterProcess:
         self._started = time.monotonic()
         os.set_blocking(self._acks, False)
         # Names this writer's progress mark in the database (see _commit).
-        self.key = f"{socket.gethostname()}-{os.getpid()}-{self._process.pid}"
+        self.key = f"{host_name()}-{os.getpid()}-{self._process.pid}"
         self._received = bytearray()
         # seq -> events, oldest first: what the writer has not confirmed yet.
         self._unacked: collections.OrderedDict[int, list[Any]] = collections.OrderedDict()
@@ -142,7 +144,8 @@ class WriterProcess:
         self.ready = False
         # The latest reason the writer gave for not committing (None: none pending).
         self.problem: str | None = None
-        self._frame((settings, self.key))
+        # Plain values the writer unmarshals without importing riverrun's settings.
+        self._frame((settings.database_url, str(settings.home), self.key))
 
     @property
     def pid(self) -> int:
@@ -250,7 +253,7 @@ class WriterProcess:
                 data = b"m" + marshal.dumps(_plain(payload))
             except ValueError:
                 data = b"p" + pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-        view = memoryview(_FRAME.pack(len(data)) + data)
+        view = memoryview(FRAME.pack(len(data)) + data)
         try:
             if self._out < 0:
                 raise BrokenPipeError("closed")
@@ -278,12 +281,12 @@ class WriterProcess:
             self._gone = True
             raise WriterGone("the writer process stopped")
         self._received += chunk
-        while len(self._received) >= _ACK.size:
-            seq, length = _ACK.unpack_from(self._received)
-            end = _ACK.size + length
+        while len(self._received) >= ACK.size:
+            seq, length = ACK.unpack_from(self._received)
+            end = ACK.size + length
             if len(self._received) < end:
                 break
-            text = self._received[_ACK.size : end].decode("utf-8", "replace")
+            text = self._received[ACK.size : end].decode("utf-8", "replace")
             del self._received[:end]
             self._answer(seq, text)
 
@@ -331,7 +334,7 @@ def wait_for_writers(home: Path, process_alive: Any) -> None:
         names = os.listdir(folder)
     except OSError:
         return
-    host = socket.gethostname()
+    host = host_name()
     for name in names:
         stem, _, suffix = name.rpartition(".")
         owner_host, _, pid_text = stem.rpartition("-")
@@ -362,161 +365,3 @@ def _wait_and_remove(path: Path) -> None:
             path.unlink()
     finally:
         os.close(descriptor)
-
-
-# -- the writer's side ---------------------------------------------------------------
-
-
-_END = object()
-_MARSHAL = ord("m")
-
-
-class _Frames:
-    """Frames from the parent, read straight from the pipe (so that "is another batch
-    already waiting?" has an honest answer)."""
-
-    def __init__(self, descriptor: int) -> None:
-        self._descriptor = descriptor
-        self._buffer = bytearray()
-        self._ended = False
-
-    def next(self, *, block: bool = True) -> Any:
-        """The next frame's object; ``_END`` at the end of the stream, or (when not
-        blocking) when no whole frame is waiting."""
-        while True:
-            if len(self._buffer) >= _FRAME.size:
-                (length,) = _FRAME.unpack_from(self._buffer)
-                end = _FRAME.size + length
-                if len(self._buffer) >= end:
-                    data = memoryview(self._buffer)[_FRAME.size + 1 : end]
-                    if self._buffer[_FRAME.size] == _MARSHAL:
-                        payload = marshal.loads(data)
-                    else:
-                        payload = pickle.loads(data)
-                    data.release()
-                    del self._buffer[:end]
-                    return payload
-            # A frame cut short by the parent's death was never confirmed: dropped.
-            if self._ended:
-                return _END
-            if not block and not select.select([self._descriptor], [], [], 0)[0]:
-                return _END
-            chunk = os.read(self._descriptor, 1 << 20)
-            if not chunk:
-                self._ended = True
-            self._buffer += chunk
-
-
-class _Answers:
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._stream = stream
-        self._open = True
-
-    def send(self, seq: int, text: str = "") -> None:
-        if not self._open:
-            return
-        data = text.encode("utf-8", "replace")
-        try:
-            self._stream.write(_ACK.pack(seq, len(data)) + data)
-            self._stream.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            self._open = False  # the parent is gone: go on committing what came
-
-
-def _hold_lock(home: Path, parent: int) -> tuple[Path, int]:
-    folder = writers_folder(home)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{socket.gethostname()}-{parent}.lock"
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(descriptor, fcntl.LOCK_EX)
-    return path, descriptor
-
-
-def _commit(
-    store: Any, events: list[Any], parent: int, answer: Any, seqs: list[int], key: str
-) -> None:
-    """Commit ``events`` in one transaction with this writer's mark (``key``, the last
-    batch number), trying again while the database is unavailable (for at most
-    ``GIVE_UP_AFTER`` seconds once the parent is gone)."""
-    from riverrun.store.embedded import _first_line
-
-    mark = (key, seqs[-1])
-    given_up_at: float | None = None
-    delay = 0.05
-    while True:
-        try:
-            store.commit_events(events, mark)
-            return
-        except Exception as error:
-            events = []  # the store keeps what it could not commit
-            # Said at every attempt: a parent that starts waiting later hears it too.
-            text = _first_line(error)
-            for seq in seqs:
-                answer.send(seq, text)
-            if os.getppid() != parent:
-                if given_up_at is None:
-                    given_up_at = time.monotonic() + GIVE_UP_AFTER
-                elif time.monotonic() > given_up_at:
-                    lost = store.drop_queued()
-                    print(
-                        f"riverrun writer: the process that ran the flows is gone and the "
-                        f"database is still unavailable ({text}); {lost} run-history "
-                        "event(s) were not recorded",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    return
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
-
-def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    frames = _Frames(sys.stdin.fileno())
-    answer = _Answers(sys.stdout.buffer)
-    parent = os.getppid()
-    first = frames.next()
-    if first is _END:
-        return
-    settings, key = first
-    from riverrun.store.embedded import EmbeddedStore
-
-    lock_path, lock = _hold_lock(settings.home, parent)
-    try:
-        store = EmbeddedStore(dataclasses.replace(settings, store_writer="thread"))
-        # Each batch makes tens of thousands of short-lived tuples: with automatic
-        # collection on, the collector ran over them (and everything imported) many
-        # times per batch, a tenth of the writer's time. What the writer's own code
-        # makes has no reference cycles; any that a library makes are collected
-        # every ``_COLLECT_EVERY`` batches.
-        gc.freeze()
-        gc.disable()
-        batches = 0
-        answer.send(0)
-        while (frame := frames.next()) is not _END:
-            seqs, events = [frame[0]], list(frame[1])
-            # Batches already waiting go in the same transaction.
-            while len(events) < _COALESCE_EVENTS:
-                more = frames.next(block=False)
-                if more is _END:
-                    break
-                seqs.append(more[0])
-                events.extend(more[1])
-            _commit(store, events, parent, answer, seqs, key)
-            for seq in seqs:
-                answer.send(seq)
-            del frame, events
-            batches += 1
-            if batches % _COLLECT_EVERY == 0:
-                gc.collect()
-        # The mark stays: the parent removes it once it has heard every confirmation,
-        # or reads it if this process stopped before confirming everything.
-        store.close()
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            lock_path.unlink()
-        os.close(lock)
-
-
-if __name__ == "__main__":
-    main()
