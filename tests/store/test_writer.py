@@ -145,6 +145,40 @@ def _log_in_child(i: int) -> int:
     return i
 
 
+def test_modules_in_the_working_folder_do_not_shadow_the_writers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer is started with ``-c``, which would put the working folder first on
+    # its module path: a user's ``types.py`` there must not replace the standard one.
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("types", "select", "struct"):
+        (work / f"{name}.py").write_text("raise ImportError('shadowed: ' + __name__)\n")
+    monkeypatch.chdir(work)
+    close_stores()
+    with temporary_settings(home=str(tmp_path / "home"), store_writer="process"):
+        store = get_store(get_settings())
+        assert isinstance(store, EmbeddedStore)
+
+        @flow
+        def pipeline() -> int:
+            return sum(double(i) for i in range(20))
+
+        assert pipeline() == 380  # its events start the writer
+        deadline = time.monotonic() + 60
+        while store._writer is None or not store._writer.ready:
+            assert store._writer_mode == "process", "the writer process stopped"
+            assert time.monotonic() < deadline, "the writer process never became ready"
+            store.flush()
+            time.sleep(0.02)
+        writer = store._writer
+        assert pipeline() == 380
+        assert store._writer is writer and store._writer_mode == "process"
+        runs = store.read_flow_runs()
+        assert [len(store.read_task_runs(run.id)) for run in runs] == [20, 20]
+    close_stores()
+
+
 def test_forked_children_neither_use_nor_hold_the_writer(writer_store: EmbeddedStore) -> None:
     import multiprocessing
 

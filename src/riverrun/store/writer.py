@@ -120,7 +120,9 @@ class WriterProcess:
         self._acks, from_writer = os.pipe()
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-c", _BOOT, package],
+                # -P: the working folder is not put on the module path (a user's
+                # ``types.py`` there would replace the standard module).
+                [sys.executable, "-P", "-c", _BOOT, package],
                 stdin=to_writer,
                 stdout=from_writer,
                 start_new_session=True,
