@@ -282,7 +282,7 @@ def new_id() -> str:
     millis = (_time_ns() // 1_000_000) & _MILLIS
     known = _millis_text
     if known[0] != millis:
-        text = "%012x" % millis
+        text = f"{millis:012x}"
         known = _millis_text = (millis, f"{text[:8]}-{text[8:]}-")
     text = "%020x" % (_random.getrandbits(80) & _UUID7_KEEP | _UUID7_SET)
     return f"{known[1]}{text[:4]}-{text[4:8]}-{text[8:]}"
