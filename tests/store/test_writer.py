@@ -345,6 +345,26 @@ def test_auto_hands_over_once_a_process_records_a_lot(
         close_stores()
 
 
+def test_auto_starts_the_writer_from_the_thread_that_records_the_500th_event(
+    tmp_path: Path,
+) -> None:
+    # Not left to the flusher, which the recording thread would keep waiting for the
+    # interpreter lock for up to 5 ms while the writer's backlog grows.
+    from riverrun.store.embedded import _WRITER_AFTER
+
+    close_stores()
+    settings = {"home": str(tmp_path / "auto"), "store_writer": "auto", "flush_interval": "60"}
+    with temporary_settings(**settings):
+        store = get_store(get_settings())
+        assert isinstance(store, EmbeddedStore)
+        for index in range(_WRITER_AFTER - 1):
+            store.record_log_line(None, None, 20, "test", f"line {index}", time.time())
+        assert store._writer is None
+        store.record_log_line(None, None, 20, "test", "the 500th", time.time())
+        assert store._writer is not None  # at once, in this thread
+        close_stores()
+
+
 class _Label(str):
     """A str subclass: ``marshal`` refuses it, so its batch goes to the writer with its
     plain value (the writer could not unpickle it: it does not import riverrun's

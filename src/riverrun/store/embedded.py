@@ -281,10 +281,26 @@ class EmbeddedStore:
             self._start_flusher()
         waiting = len(self._queue)
         if waiting >= self._eager_at and not self._wake.is_set():
+            if self._writer is None and self._writer_mode == "auto":
+                self._start_writer_here()
             self._wake.set()
         if waiting >= _HIGH_WATER and (waiting >= _HIGH_WATER_STARTING or not self._starting()):
             with contextlib.suppress(Exception):  # unavailable: kept, the flusher retries
                 self._drain()
+
+    def _start_writer_here(self) -> None:
+        """Start the writer process from the thread recording this event (a spawn: less
+        than a millisecond) rather than from the flusher, which the busy recording
+        thread would leave waiting for the interpreter lock for up to its switch
+        interval (5 ms, during which the writer's backlog grows). Skipped when the
+        flusher holds the flush lock: it is at work and starts the writer itself."""
+        if not self._flush_lock.acquire(blocking=False):
+            return
+        try:
+            if self._writer is None and self._wants_writer():
+                self._start_writer()
+        finally:
+            self._flush_lock.release()
 
     def _starting(self) -> bool:
         """Whether a writer process is starting up (read without the flush lock: at
