@@ -83,20 +83,18 @@ class RunFormatter(logging.Formatter):
             if len(self._tails) >= _TAILS_KEPT:
                 self._tails.clear()
             self._tails[key] = tail
-        second = int(created)
-        cached_second, clock = self._clock
-        if second != cached_second:
-            clock = time.strftime("%H:%M:%S", self.converter(created))
-            self._clock = (second, clock)
-        return f"{clock}.{int((created - second) * 1000):03d}{tail}"
+        return f"{self._clock_text(created)}.{int((created - int(created)) * 1000):03d}{tail}"
 
     def _line(self, created: float, msecs: float, level: str, label: str, message: str) -> str:
+        return f"{self._clock_text(created)}.{int(msecs):03d} | {level} | {label} - {message}"
+
+    def _clock_text(self, created: float) -> str:
         second = int(created)
         cached_second, clock = self._clock
         if second != cached_second:
             clock = time.strftime("%H:%M:%S", self.converter(created))
             self._clock = (second, clock)
-        return f"{clock}.{int(msecs):03d} | {level} | {label} - {message}"
+        return clock
 
 
 _console_handlers: weakref.WeakSet[ConsoleHandler] = weakref.WeakSet()
