@@ -263,6 +263,37 @@ def test_the_writer_finishes_what_it_was_handed_when_its_parent_is_killed(
         assert all(t.state is not None and t.state.name == "Completed" for t in task_runs)
         close_stores()
     assert _exits(writer_pid), "the writer outlived its work"
+    # The writer left its mark for a parent that was gone; the sweep removed it.
+    with sqlite3.connect(home / "riverrun.db") as connection:
+        assert connection.execute("SELECT * FROM writer_marks").fetchall() == []
+
+
+def test_the_crash_sweep_removes_only_the_marks_of_dead_processes_of_this_host(
+    tmp_path: Path,
+) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    marks = {
+        f"{host}-{dead.pid}-{dead.pid + 1}": "removed",
+        f"{host}-{os.getpid()}-{dead.pid}": "kept: its process lives",
+        f"another-host-{dead.pid}-{dead.pid + 1}": "kept: another host's to judge",
+        "not-a-writer-key": "kept: not ours",
+    }
+    close_stores()
+    with temporary_settings(home=str(tmp_path / "home")):
+        store = get_store(get_settings())
+        assert isinstance(store, EmbeddedStore)
+        path = get_settings().home / "riverrun.db"
+        with sqlite3.connect(path) as connection:
+            connection.executemany(
+                "INSERT INTO writer_marks (writer, seq) VALUES (?, 7)", [(key,) for key in marks]
+            )
+        store.mark_crashed_runs()
+        with sqlite3.connect(path) as connection:
+            left = {row[0] for row in connection.execute("SELECT writer FROM writer_marks")}
+        assert left == {key for key, fate in marks.items() if fate != "removed"}
+        close_stores()
 
 
 def _exits(pid: int, within: float = 30.0) -> bool:

@@ -78,6 +78,7 @@ __all__ = [
     "insert_rows",
     "insert_values",
     "micros",
+    "remove_writer_marks",
     "select_cache_entry",
     "select_limit_names",
     "set_writer_mark",
@@ -90,6 +91,7 @@ __all__ = [
     "task_run_values",
     "update_heartbeats",
     "upsert_cache_entry",
+    "writer_mark_names",
 ]
 
 
@@ -354,6 +356,19 @@ def upsert_cache_entry(driver: Driver, entry: CacheEntry) -> None:
                 "task_name": entry.task_name,
             }
         ],
+    )
+
+
+def writer_mark_names(driver: Driver) -> list[str]:
+    """The writers that have a mark (see ``rows.set_writer_mark``)."""
+    return [str(row[0]) for row in driver.query('SELECT "writer" FROM "writer_marks"')]
+
+
+def remove_writer_marks(driver: Driver, writers: Sequence[str]) -> None:
+    """Remove the marks of ``writers``."""
+    mark = driver.dialect.placeholder
+    driver.executemany(
+        f'DELETE FROM "writer_marks" WHERE "writer" = {mark}', [(writer,) for writer in writers]
     )
 
 

@@ -31,7 +31,12 @@ from riverrun.store.protocol import (
     StateRecord,
     TaskRun,
 )
-from riverrun.store.writer import WriterGone, WriterProcess, wait_for_writers
+from riverrun.store.writer import (
+    WriterGone,
+    WriterProcess,
+    abandoned_marks,
+    wait_for_writers,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -460,6 +465,17 @@ class EmbeddedStore:
             )
             return None
 
+    def _remove_abandoned_marks(self, process_alive: Any) -> None:
+        """Remove the writer marks of dead processes of this host (best effort: a
+        leftover mark is a row of two values)."""
+        try:
+            with self._db.write() as driver:
+                gone = abandoned_marks(statements.writer_mark_names(driver), process_alive)
+                if gone:
+                    statements.remove_writer_marks(driver, gone)
+        except Exception as error:
+            logger.warning("Could not remove the writer marks of dead processes (%s)", error)
+
     def _beat(self) -> None:
         with self._live_lock:
             live = list(self._live)
@@ -522,6 +538,7 @@ class EmbeddedStore:
         from riverrun.store import crashes
 
         wait_for_writers(self._settings.home, crashes.process_alive)
+        self._remove_abandoned_marks(crashes.process_alive)
         crashed = crashes.mark_crashed_runs(
             self._engine, heartbeat_interval=self._heartbeat_interval
         )

@@ -70,7 +70,14 @@ from riverrun.exceptions import StoreUnavailableError
 if TYPE_CHECKING:
     from riverrun.settings import Settings
 
-__all__ = ["GIVE_UP_AFTER", "WriterGone", "WriterProcess", "wait_for_writers", "writers_folder"]
+__all__ = [
+    "GIVE_UP_AFTER",
+    "WriterGone",
+    "WriterProcess",
+    "abandoned_marks",
+    "wait_for_writers",
+    "writers_folder",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -345,6 +352,23 @@ def wait_for_writers(home: Path, process_alive: Any) -> None:
         if process_alive(int(pid_text)):
             continue
         _wait_and_remove(folder / name)
+
+
+def abandoned_marks(writers: list[str], process_alive: Any) -> list[str]:
+    """Which of these writers' marks nobody will read: those of processes of this host
+    that are gone (a mark is read only by the process that started its writer, and
+    ``wait_for_writers`` has let that writer finish). A process killed with its writer
+    running leaves its writer's mark, which the crash sweep removes with this."""
+    host = host_name()
+    abandoned = []
+    for writer in writers:
+        parts = writer.rsplit("-", 2)
+        if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+            continue
+        parent = parts[1]
+        if not process_alive(int(parent)):
+            abandoned.append(writer)
+    return abandoned
 
 
 def _wait_and_remove(path: Path) -> None:
