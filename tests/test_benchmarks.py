@@ -68,3 +68,20 @@ def test_index_cost_reports_every_scheme() -> None:
     lines = done.stdout.splitlines()
     assert lines[0] == "n=300 history=100 flush=100 (best of 1)", lines
     assert len(lines) == 5 and all(line.endswith(" us/task CPU") for line in lines[1:]), lines
+
+
+@pytest.mark.parametrize("options", [[], ["--cache"]])
+def test_timeline_shows_the_writer_start_and_the_flow_end(options: list[str]) -> None:
+    # 600 tasks record past the 500 events at which auto mode starts the writer.
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.timeline", "--n", "600", "--rounds", "1", *options],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    header, row = done.stdout.splitlines()
+    assert header.split()[:4] == ["spawn", "ready", "body", "returned"]
+    spawn, ready, body, returned, cpu = (float(value) for value in row.split())
+    assert 0 < spawn < ready and 0 < body <= returned and cpu > 0
