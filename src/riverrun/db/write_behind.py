@@ -27,6 +27,7 @@ from riverrun.db.rows import TASK_RUN_LATEST_POSITIONS, Batch, apply_batch, set_
 TYPE_CHECKING = False  # ``typing`` is not imported at run time; mypy takes this as True
 if TYPE_CHECKING:
     from collections import deque
+    from collections.abc import Callable
     from typing import Any, Protocol
 
     from riverrun.db.statements import Database
@@ -85,6 +86,20 @@ def _text(value: str | None) -> str | None:
     return value.encode("utf-8", "replace").decode("utf-8")
 
 
+def _latest_setter() -> Callable[[list[Any], tuple[Any, ...]], None]:
+    """A function putting a task run's latest columns (``TASK_RUN_LATEST`` order) in
+    place in its row: one assignment to the row's positions, written out once
+    (``row[5], row[6], ... = latest``), where a loop over the positions cost a
+    microsecond per state. The source is made from this package's own positions."""
+    targets = ", ".join(f"row[{position}]" for position in TASK_RUN_LATEST_POSITIONS)
+    namespace: dict[str, Any] = {}
+    exec(f"def set_latest(row, latest):\n    {targets} = latest\n", namespace)
+    return namespace["set_latest"]  # type: ignore[no-any-return]
+
+
+_set_latest = _latest_setter()
+
+
 def events_batch(events: list[tuple[Any, ...]]) -> Batch:
     """Turn queued events into rows; a task run created in this batch gets its latest
     state columns in its INSERT instead of a separate UPDATE."""
@@ -110,8 +125,7 @@ def events_batch(events: list[tuple[Any, ...]]) -> Batch:
             if new_row is None:
                 batch.task_run_updates[run_id] = latest
             else:
-                for position, value in zip(TASK_RUN_LATEST_POSITIONS, latest, strict=True):
-                    new_row[position] = value
+                _set_latest(new_row, latest)
         else:
             _, flow_run_id, task_run_id, level, logger_name, text, timestamp = event
             logger_name, text = _text(logger_name), _text(text)
