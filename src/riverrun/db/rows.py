@@ -81,9 +81,12 @@ def from_micros(value: int | None) -> datetime | None:
     return None if value is None else _EPOCH + timedelta(microseconds=value)
 
 
-# (the whole seconds, their text) of the last timestamp written: a flush writes several
-# timestamps per task run, nearly all within the same second.
+# (the whole seconds, their text and the dot) of the last timestamp written: a flush
+# writes several timestamps per task run, nearly all within the same second. One tuple,
+# replaced whole, so that threads never pair a second with another's text.
 _second_text: tuple[int | None, str] = (None, "")
+# "000" to "999": a fraction's six digits as two lookups (a format spec cost twice that).
+_DIGITS = tuple(f"{number:03d}" for number in range(1000))
 
 
 def sqlite_micros(value: int | None) -> str | None:
@@ -95,9 +98,9 @@ def sqlite_micros(value: int | None) -> str | None:
     seconds, fraction = divmod(value, 1_000_000)
     cached, text = _second_text
     if cached != seconds:
-        text = (_EPOCH + timedelta(seconds=seconds)).replace(tzinfo=None).isoformat(" ")
+        text = (_EPOCH + timedelta(seconds=seconds)).replace(tzinfo=None).isoformat(" ") + "."
         _second_text = (seconds, text)
-    return f"{text}.{fraction:06d}"
+    return text + _DIGITS[fraction // 1000] + _DIGITS[fraction % 1000]
 
 
 def sqlite_timestamp(value: datetime | None) -> str | None:
