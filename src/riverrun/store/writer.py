@@ -64,6 +64,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from riverrun.db.sqlite import sqlite_path
 from riverrun.db.writer_child import ACK, FRAME, GIVE_UP_AFTER, WRITERS_FOLDER, host_name
 from riverrun.exceptions import StoreUnavailableError
 
@@ -125,11 +126,15 @@ class WriterProcess:
         # touching a buffer or its lock (see abandon_in_child).
         to_writer, self._out = os.pipe()
         self._acks, from_writer = os.pipe()
+        # -P: the working folder is not put on the module path (a user's ``types.py``
+        # there would replace the standard module). -S for a SQLite file: its writer
+        # needs only the standard library and riverrun's folder (the bootstrap's
+        # argument), not site-packages, whose set-up is a tenth of its start; another
+        # database's writer needs its driver from there.
+        flags = ["-P", "-S"] if sqlite_path(settings.database_url) is not None else ["-P"]
         try:
             self._process = subprocess.Popen(
-                # -P: the working folder is not put on the module path (a user's
-                # ``types.py`` there would replace the standard module).
-                [sys.executable, "-P", "-c", _BOOT, package],
+                [sys.executable, *flags, "-c", _BOOT, package],
                 stdin=to_writer,
                 stdout=from_writer,
                 start_new_session=True,
