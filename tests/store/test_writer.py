@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from riverrun import flow, get_run_logger, task
+from riverrun.exceptions import StoreUnavailableError
 from riverrun.settings import get_settings, temporary_settings
 from riverrun.store import RunStore, close_stores, get_store
 from riverrun.store.embedded import EmbeddedStore
@@ -560,3 +561,78 @@ def test_values_of_subclasses_are_sent_as_their_plain_values() -> None:
     assert marshal.loads(marshal.dumps(plain)) == event
     with pytest.raises(ValueError):
         marshal.dumps(event)
+
+
+@pytest.mark.postgres
+def test_a_writer_keeps_what_the_database_cannot_take_until_it_can(tmp_path: Path) -> None:
+    # The database goes away in the middle of a flow (connections refused, open ones
+    # cut): the flow still completes, its end reports that the history waits, and once
+    # the database is back every event is committed, once.
+    from sqlalchemy import make_url
+
+    from tests.postgres import fresh_postgres_database
+
+    close_stores()
+    with fresh_postgres_database() as url:
+        name = make_url(url).database
+        admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+        def allow_connections(allowed: bool) -> None:
+            with admin.connect() as connection:
+                connection.execute(
+                    text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+                )
+                if not allowed:
+                    connection.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = :name AND pid <> pg_backend_pid()"
+                        ),
+                        {"name": name},
+                    )
+
+        @task
+        def outage() -> None:
+            allow_connections(False)
+
+        @flow
+        def through_an_outage() -> int:
+            before = sum(double(i) for i in range(100))
+            outage()
+            return before + sum(double(i) for i in range(100, 200))
+
+        settings = {"home": str(tmp_path / "home"), "database_url": url}
+        try:
+            with temporary_settings(**settings, store_writer="process"):
+                store = get_store(get_settings())
+                assert isinstance(store, EmbeddedStore)
+                doubles(3)
+                writer_pid = _wait_until_ready(store)
+                assert through_an_outage() == 2 * sum(range(200))
+                with pytest.raises(StoreUnavailableError):
+                    store.flush()  # the writer holds the events and says why
+                allow_connections(True)
+                deadline = time.monotonic() + 60
+                while True:  # the writer tries again, every 2 s at most
+                    try:
+                        store.flush()
+                        break
+                    except StoreUnavailableError:
+                        assert time.monotonic() < deadline, "the writer never committed"
+                        time.sleep(0.1)
+                assert store._writer is not None and store._writer.pid == writer_pid
+                [run] = store.read_flow_runs(flow_name="through-an-outage")
+                assert run.state is not None and run.state.is_completed()
+                task_runs = store.read_task_runs(run.id)
+                assert len(task_runs) == 201
+                for task_run in task_runs:
+                    states = [s.name for s in store.read_states(task_run.id)]
+                    assert states == ["Pending", "Running", "Completed"], task_run.name
+                lines = [log.message for log in store.read_logs(run.id)]
+                assert sorted(m for m in lines if m.startswith("doubling")) == sorted(
+                    f"doubling {i}" for i in range(200)
+                )
+                close_stores()
+        finally:
+            allow_connections(True)
+            admin.dispose()
