@@ -72,7 +72,8 @@ def test_index_cost_reports_every_scheme() -> None:
 
 @pytest.mark.parametrize("options", [[], ["--cache"]])
 def test_timeline_shows_the_writer_start_and_the_flow_end(options: list[str]) -> None:
-    # 600 tasks record past the 500 events at which auto mode starts the writer.
+    # 600 tasks record past the 500 events at which auto mode starts the writer (which
+    # may still be starting when the flow ends: its "ready" is then "-").
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.timeline", "--n", "600", "--rounds", "1", *options],
         cwd=ROOT,
@@ -83,5 +84,6 @@ def test_timeline_shows_the_writer_start_and_the_flow_end(options: list[str]) ->
     assert done.returncode == 0, done.stdout + done.stderr
     header, row = done.stdout.splitlines()
     assert header.split()[:4] == ["spawn", "ready", "body", "returned"]
-    spawn, ready, body, returned, cpu = (float(value) for value in row.split())
-    assert 0 < spawn < ready and 0 < body <= returned and cpu > 0
+    spawn, ready, body, returned, cpu = row.split()
+    assert 0 < float(spawn) < float(body) <= float(returned) and float(cpu) > 0
+    assert ready == "-" or float(spawn) < float(ready)
