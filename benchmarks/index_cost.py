@@ -68,7 +68,7 @@ def batches(make_id: Callable[[], str], flow_run_id: str, n: int, size: int) -> 
                 batch.states.append(statements.state_values(run.id, "task", state))
             stamp = statements.micros(now)
             message = f"Task run '{run.name}' - Finished in state Completed()"
-            batch.logs.append((flow_run_id, run.id, 20, "riverrun.task_runs", message, stamp, None))
+            batch.logs.append((flow_run_id, run.id, 20, "riverrun.task_runs", message, stamp))
             batch.task_run_updates[run.id] = (
                 "COMPLETED",
                 completed.name,

@@ -91,7 +91,7 @@ def apply_events(connection: Connection, batch: EventBatch) -> int:
             repository.insert_flow_run(connection, run)
             seen_flows.add(run.id)
             new += 1
-    out = repository.Batch.empty()
+    out = repository.Batch.empty(event_ids=True)
     seen_tasks = _existing(connection, task_runs.c.id, (run.id for run in batch.task_runs))
     for task_run in batch.task_runs:
         if task_run.id not in seen_tasks:
@@ -104,7 +104,9 @@ def apply_events(connection: Connection, batch: EventBatch) -> int:
             continue
         seen_states.add(event.event_id)
         state = event.state
-        out.states.append(repository.state_values(event.run_id, event.kind, state, event.event_id))
+        out.states.append(
+            (*repository.state_values(event.run_id, event.kind, state), event.event_id)
+        )
         latest = (
             TYPE_VALUES[state.type],
             state.name,

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     _RowConverter = Callable[[Sequence[Any]], tuple[Any, ...]]
 
 __all__ = [
+    "EVENT_LOG_COLUMNS",
+    "EVENT_STATE_COLUMNS",
     "FLOW_RUN_LATEST",
     "JSON_COLUMNS",
     "LOG_COLUMNS",
@@ -244,9 +246,15 @@ TASK_RUN_COLUMNS = (
     "task_key",
     "result",
 )
-# A state's and a log line's columns, in the order their rows hold them.
-STATE_COLUMNS = ("run_id", "run_kind", "type", "name", "message", "timestamp", "event_id")
-LOG_COLUMNS = ("flow_run_id", "task_run_id", "level", "logger", "message", "timestamp", "event_id")
+# A state's and a log line's columns, in the order their rows hold them. Not their
+# ``event_id``: only events a client reported over HTTP have one (the EVENT_ columns
+# below); the rest leave it NULL by not naming it, which costs SQLite nothing where
+# binding ``None`` costs the driver more than binding a string.
+STATE_COLUMNS = ("run_id", "run_kind", "type", "name", "message", "timestamp")
+LOG_COLUMNS = ("flow_run_id", "task_run_id", "level", "logger", "message", "timestamp")
+# The same with the id the event's client gave it, last (``Batch.event_ids``).
+EVENT_STATE_COLUMNS = (*STATE_COLUMNS, "event_id")
+EVENT_LOG_COLUMNS = (*LOG_COLUMNS, "event_id")
 # A run's columns that follow its latest state: a flow run's, then a task run's two more.
 FLOW_RUN_LATEST = (
     "state_type",
@@ -264,9 +272,18 @@ TASK_RUN_LATEST_POSITIONS = tuple(TASK_RUN_COLUMNS.index(name) for name in TASK_
 class Batch:
     """Write-behind rows gathered since the last flush, in arrival order: tuples (lists
     for task runs, which take their latest state in place) in the column orders above;
-    the updates are keyed by run id."""
+    the updates are keyed by run id. With ``event_ids`` (events a client reported over
+    HTTP) the state and log rows end with their event id (``EVENT_STATE_COLUMNS``,
+    ``EVENT_LOG_COLUMNS``)."""
 
-    __slots__ = ("flow_run_updates", "logs", "states", "task_run_updates", "task_runs")
+    __slots__ = (
+        "event_ids",
+        "flow_run_updates",
+        "logs",
+        "states",
+        "task_run_updates",
+        "task_runs",
+    )
 
     def __init__(
         self,
@@ -275,16 +292,19 @@ class Batch:
         flow_run_updates: dict[str, tuple[Any, ...]],
         task_run_updates: dict[str, tuple[Any, ...]],
         logs: list[tuple[Any, ...]],
+        *,
+        event_ids: bool = False,
     ) -> None:
         self.task_runs = task_runs
         self.states = states
         self.flow_run_updates = flow_run_updates
         self.task_run_updates = task_run_updates
         self.logs = logs
+        self.event_ids = event_ids
 
     @classmethod
-    def empty(cls) -> Batch:
-        return cls([], [], {}, {}, [])
+    def empty(cls, *, event_ids: bool = False) -> Batch:
+        return cls([], [], {}, {}, [], event_ids=event_ids)
 
     def __bool__(self) -> bool:
         return bool(
@@ -431,8 +451,12 @@ def _update_values(
 def apply_batch(driver: Driver, batch: Batch) -> None:
     """Write one flush's worth of rows: inserts first, then each run's latest columns."""
     insert_values(driver, "task_runs", TASK_RUN_COLUMNS, batch.task_runs)
-    insert_values(driver, "states", STATE_COLUMNS, batch.states)
-    insert_values(driver, "logs", LOG_COLUMNS, batch.logs)
+    if batch.event_ids:
+        insert_values(driver, "states", EVENT_STATE_COLUMNS, batch.states)
+        insert_values(driver, "logs", EVENT_LOG_COLUMNS, batch.logs)
+    else:
+        insert_values(driver, "states", STATE_COLUMNS, batch.states)
+        insert_values(driver, "logs", LOG_COLUMNS, batch.logs)
     _update_values(driver, "flow_runs", FLOW_RUN_LATEST, batch.flow_run_updates)
     _update_values(driver, "task_runs", TASK_RUN_LATEST, batch.task_run_updates)
 

@@ -177,9 +177,7 @@ def task_run_values(run: TaskRun) -> tuple[Any, ...]:
     )
 
 
-def state_values(
-    run_id: str, run_kind: str, state: State, event_id: str | None = None
-) -> tuple[Any, ...]:
+def state_values(run_id: str, run_kind: str, state: State) -> tuple[Any, ...]:
     """A state of the history as a write-behind row (``STATE_COLUMNS`` order)."""
     return (
         run_id,
@@ -188,7 +186,6 @@ def state_values(
         state.name,
         state.message,
         micros(state.timestamp),
-        event_id,
     )
 
 

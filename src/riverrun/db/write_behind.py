@@ -116,7 +116,7 @@ def events_batch(events: list[tuple[Any, ...]]) -> Batch:
         elif tag == STATE:
             kind, run_id, state_type, name, message, timestamp = event[1:7]
             message = _text(message)
-            batch.states.append((run_id, kind, state_type, name, message, timestamp, None))
+            batch.states.append((run_id, kind, state_type, name, message, timestamp))
             latest = (state_type, name, message, *event[7:])  # run count, start, end...
             if kind != "task":
                 batch.flow_run_updates[run_id] = latest
@@ -129,7 +129,7 @@ def events_batch(events: list[tuple[Any, ...]]) -> Batch:
         else:
             _, flow_run_id, task_run_id, level, logger_name, text, timestamp = event
             logger_name, text = _text(logger_name), _text(text)
-            batch.logs.append((flow_run_id, task_run_id, level, logger_name, text, timestamp, None))
+            batch.logs.append((flow_run_id, task_run_id, level, logger_name, text, timestamp))
     return batch
 
 
