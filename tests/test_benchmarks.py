@@ -6,6 +6,8 @@ benchmarks from rotting.
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +89,27 @@ def test_timeline_shows_the_writer_start_and_the_flow_end(options: list[str]) ->
     spawn, ready, body, returned, cpu = row.split()
     assert 0 < float(spawn) < float(body) <= float(returned) and float(cpu) > 0
     assert ready == "-" or float(spawn) < float(ready)
+
+
+@pytest.mark.slow
+def test_instructions_counts_what_each_task_adds_over_plain_functions() -> None:
+    if shutil.which("valgrind") is None:
+        if os.environ.get("CI"):
+            pytest.fail("valgrind is not installed (.ci/run installs Debian's package)")
+        pytest.skip("valgrind is not installed (Debian's package: valgrind)")
+    options = ["--workloads", "sequential", "--n", "20", "60"]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.instructions", *options],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    title, header, row = done.stdout.splitlines()
+    assert title.startswith("instructions per item: (Ir(n=60) - Ir(n=20)) / 40"), title
+    assert header.split() == ["workload", "riverrun", "plain"], header
+    name, riverrun, plain = row.split()
+    # A recorded task run costs far more than the plain call it wraps, which costs some.
+    assert name == "sequential"
+    assert int(riverrun.replace(",", "")) > 10 * int(plain.replace(",", "")) > 0, row
