@@ -33,6 +33,11 @@ __all__ = [
     "run_hooks",
 ]
 
+# Read per task run: module names, not Enum class attributes (see states.py).
+_RUNNING = StateType.RUNNING
+_COMPLETED = StateType.COMPLETED
+_CANCELLED = StateType.CANCELLED
+
 
 def name_from_template(
     template: str | Callable[[], str], parameters: dict[str, Any], option: str, owner: str
@@ -62,7 +67,7 @@ def name_from_template(
 def propose(store: RunStore | None, run: FlowRun | TaskRun, state: State) -> State:
     """Move ``run`` to ``state`` if the orchestration rules allow it, and record it."""
     check_transition(run.state.type if run.state is not None else None, state.type)
-    if state.type is StateType.RUNNING and run.start_time is None:
+    if state.type is _RUNNING and run.start_time is None:
         run.start_time = state.timestamp
     if state.is_final():
         run.end_time = state.timestamp
@@ -153,9 +158,9 @@ def run_hooks(
 
 
 def log_final(logger: RunLogger, state: State) -> None:
-    if state.type is StateType.COMPLETED:
+    if state.type is _COMPLETED:
         level = logging.INFO
-    elif state.type is StateType.CANCELLED:
+    elif state.type is _CANCELLED:
         level = logging.WARNING
     else:
         level = logging.ERROR
