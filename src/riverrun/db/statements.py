@@ -177,15 +177,18 @@ def task_run_values(run: TaskRun) -> tuple[Any, ...]:
     )
 
 
-def state_values(run_id: str, run_kind: str, state: State) -> tuple[Any, ...]:
-    """A state of the history as a write-behind row (``STATE_COLUMNS`` order)."""
+def state_values(
+    run_id: str, run_kind: str, state: State, at: int | None = None
+) -> tuple[Any, ...]:
+    """A state of the history as a write-behind row (``STATE_COLUMNS`` order); ``at``
+    is its time in microseconds when the caller has it already."""
     return (
         run_id,
         run_kind,
         TYPE_VALUES[state.type],
         state.name,
         state.message,
-        micros(state.timestamp),
+        micros(state.timestamp) if at is None else at,
     )
 
 

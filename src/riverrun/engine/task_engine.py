@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from riverrun.context import (
@@ -302,7 +301,6 @@ def prepare_call(
         flow_run_id=flow_context.flow_run.id if flow_context is not None else None,
         dynamic_key=call_index,
         tags=_tags_of(task),
-        created=datetime.now(UTC),
         upstream_task_run_ids=upstream_ids or [],
         task_key=task.key,
     )
@@ -320,9 +318,10 @@ def prepare_call(
 
 
 def record_pending(call: TaskCall) -> None:
-    """Record the run as Pending (outside a flow there is no history; logs go to the
-    console only)."""
-    call.task_run.state = Pending()
+    """Record the run as Pending, created at that state's time (outside a flow there
+    is no history; logs go to the console only)."""
+    state = call.task_run.state = Pending()
+    call.task_run.created = state.timestamp
     if call.flow_context is None:
         setup_logging()
     else:

@@ -56,6 +56,7 @@ def _database_errors() -> tuple[type[BaseException], ...]:
 # Event tags in the write-behind queue (see db/write_behind.py).
 _TASK_RUN, _STATE, _LOG = write_behind.TASK_RUN, write_behind.STATE, write_behind.LOG
 _micros = statements.micros
+_CREATED = statements.TASK_RUN_COLUMNS.index("created")
 # How long the set of concurrency limit names is trusted before it is read again:
 # limits created by another process apply to this one's tagged tasks within this time.
 _LIMIT_NAMES_TTL = 2.0
@@ -220,9 +221,14 @@ class EmbeddedStore:
     # -- write-behind ---------------------------------------------------------------
 
     def record_task_run(self, run: TaskRun) -> None:
+        row = statements.task_run_values(run)
         state = run.state
-        first = None if state is None else statements.state_values(run.id, "task", state)
-        self._enqueue((_TASK_RUN, statements.task_run_values(run), first))
+        first = None
+        if state is not None:
+            # A run created at its first state's time (the engine's): converted once.
+            at = row[_CREATED] if state.timestamp is run.created else None
+            first = statements.state_values(run.id, "task", state, at)
+        self._enqueue((_TASK_RUN, row, first))
 
     def set_state(self, run: FlowRun | TaskRun, state: State) -> None:
         # The state without its data (a result must not live on in a queue), and the
