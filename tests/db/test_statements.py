@@ -69,3 +69,19 @@ def test_multi_row_inserts_keep_every_row_in_order(tmp_path: Path) -> None:
     database.dispose()
     assert [message for message, _ in found] == [f"#{index}" for index in range(2 * per + 5)]
     assert found[-1][1] == statements.sqlite_timestamp(start + timedelta(seconds=2 * per + 4))
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ((), "[]"),
+        ([], "[]"),
+        (("a", "b"), '["a", "b"]'),
+        (["a"], '["a"]'),
+        ({}, "{}"),  # a flow run's parameters: an empty mapping is not an empty list
+        ({"x": [1, 2]}, '{"x": [1, 2]}'),
+    ],
+)
+def test_json_columns_as_sqlite_stores_them(value: object, text: str) -> None:
+    assert statements.SQLITE.write_json(value) == text
+    assert statements.SQLITE.read_json(text) == (list(value) if isinstance(value, tuple) else value)

@@ -127,8 +127,9 @@ def _json_value(text: str) -> Any:
 
 
 def _sqlite_json(value: Any) -> str:
-    # Most tags and upstream lists are empty: skip the encoder for them.
-    return "[]" if value == [] else _json_text(value)
+    # Most tags and upstream lists are empty (tuples in write-behind rows, lists
+    # elsewhere): skip the encoder for them. An empty mapping stays "{}".
+    return "[]" if value == () or value == [] else _json_text(value)
 
 
 def _read_sqlite_timestamp(value: str | None) -> datetime | None:
