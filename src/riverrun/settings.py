@@ -42,6 +42,7 @@ PROFILE_KEYS = (
     "RIVERRUN_LOGGING_LEVEL",
     "RIVERRUN_RESULTS_PERSIST_BY_DEFAULT",
     "RIVERRUN_STORE_WRITER",
+    "RIVERRUN_WRITER_GIVE_UP_AFTER",
 )
 
 #: Who commits the embedded store's write-behind events (see ``store/writer.py``).
@@ -76,7 +77,10 @@ class Settings:
             write-behind events. ``thread``: a thread of this process; ``process``: a
             writer process of its own, so that the database work does not share this
             process's interpreter lock with the runs; ``auto`` (default): a thread
-            until the process has recorded a few thousand events, then a process.
+            until the process has recorded a few hundred events, then a process.
+        writer_give_up_after: ``RIVERRUN_WRITER_GIVE_UP_AFTER`` (default 60): how many
+            seconds a writer process whose parent is gone keeps trying a database that
+            is unavailable before it reports the events it could not commit and exits.
     """
 
     home: Path
@@ -91,6 +95,7 @@ class Settings:
     api_auth_string: str | None = None
     server_api_auth_string: str | None = None
     store_writer: str = "auto"
+    writer_give_up_after: float = 60.0
 
     def __repr__(self) -> str:
         # The auth strings are secrets: never in a repr, a log or a traceback.
@@ -212,6 +217,7 @@ def _settings_from(env: Mapping[str, str], home: Path) -> Settings:
             f"RIVERRUN_STORE_WRITER={writer!r} is not a store writer; "
             f"use one of {', '.join(STORE_WRITERS)}"
         )
+    give_up_after = _seconds(env, "RIVERRUN_WRITER_GIVE_UP_AFTER", "60", positive=True)
     return Settings(
         home=home,
         database_url=env.get("RIVERRUN_DATABASE_URL") or f"sqlite:///{home}/riverrun.db",
@@ -225,6 +231,7 @@ def _settings_from(env: Mapping[str, str], home: Path) -> Settings:
         api_auth_string=env.get("RIVERRUN_API_AUTH_STRING") or None,
         server_api_auth_string=env.get("RIVERRUN_SERVER_API_AUTH_STRING") or None,
         store_writer=writer,
+        writer_give_up_after=give_up_after,
     )
 
 

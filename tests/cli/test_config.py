@@ -69,6 +69,7 @@ def test_the_environment_wins_over_the_profile(capsys: Capture) -> None:
     [
         ("RIVERRUN_LOGGING_LEVEL=LOUD", "is not a logging level"),
         ("RIVERRUN_FLUSH_INTERVAL=soon", "is not a number of seconds"),
+        ("RIVERRUN_WRITER_GIVE_UP_AFTER=0", "must be a positive number of seconds"),
         ("RIVERRUN_API_URL=localhost:4200", "must be an http:// or https:// URL"),
         ("RIVERRUN_HOME=/elsewhere", "'RIVERRUN_HOME' is not a setting"),
         ("NOT_A_SETTING=1", "'NOT_A_SETTING' is not a setting"),

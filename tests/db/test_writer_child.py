@@ -67,7 +67,7 @@ def test_the_writer_of_a_sqlite_file_imports_only_what_committing_needs(
     database.dispose()
     now = micros(datetime.now(UTC))
     lines = [(write_behind.LOG, None, None, 20, "test", f"line {i}", now) for i in range(3)]
-    frames = _frame((url, str(tmp_path / "home"), "writer-key"))
+    frames = _frame((url, str(tmp_path / "home"), "writer-key", 60.0))
     frames += _frame((1, lines[:2])) + _frame((2, lines[2:]))
     package = str(Path(writer.__file__).resolve().parents[1])
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -635,4 +636,110 @@ def test_a_writer_keeps_what_the_database_cannot_take_until_it_can(tmp_path: Pat
                 close_stores()
         finally:
             allow_connections(True)
+            admin.dispose()
+
+
+_GIVE_UP_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+
+    from riverrun import flow, task
+    from riverrun.store import get_store
+
+    @task
+    def step(i: int) -> int:
+        return i
+
+    @task
+    def outage() -> None:
+        print("cut the database", flush=True)
+        sys.stdin.readline()  # the test has cut it
+
+    @flow(name="outlived")
+    def outlived() -> None:
+        store = get_store()
+        step(-1)
+        while store._writer is None or not store._writer.ready:
+            store.flush()
+            time.sleep(0.02)
+        outage()
+        for i in range(40):
+            step(i)
+        store._drain()  # handed to the writer, which cannot commit them
+        print("handed", store._writer.pid, flush=True)
+        time.sleep(60)
+
+    outlived()
+    """
+)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_writer_whose_parent_is_gone_gives_up_on_an_unavailable_database_and_says_so(
+    tmp_path: Path,
+) -> None:
+    # The writer of a killed process keeps trying the database for
+    # RIVERRUN_WRITER_GIVE_UP_AFTER seconds, then reports what it could not commit on
+    # its standard error (its parent's, inherited) and exits, releasing its lock.
+    from sqlalchemy import make_url
+
+    from tests.postgres import fresh_postgres_database
+
+    script = tmp_path / "outlived.py"
+    script.write_text(_GIVE_UP_SCRIPT)
+    home = tmp_path / "home"
+    with fresh_postgres_database() as url:
+        name = make_url(url).database
+        admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERRUN_")}
+        env.update(RIVERRUN_HOME=str(home), RIVERRUN_DATABASE_URL=url)
+        env.update(RIVERRUN_STORE_WRITER="process", RIVERRUN_WRITER_GIVE_UP_AFTER="1")
+        env.update(RIVERRUN_FLUSH_INTERVAL="30", RIVERRUN_LOGGING_LEVEL="WARNING")
+        stderr = (tmp_path / "stderr.txt").open("w+")
+        child = subprocess.Popen(
+            [sys.executable, str(script)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            line = child.stdout.readline()
+            assert line == "cut the database\n", line + stderr.read()
+            with admin.connect() as connection:
+                connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+                connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                )
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            line = child.stdout.readline()
+            assert line.startswith("handed"), line
+            writer_pid = int(line.split()[1])
+            child.kill()
+            child.wait()
+            assert _exits(writer_pid, within=30), "the writer never gave up"
+            stderr.seek(0)
+            said = stderr.read()
+            assert "riverrun writer: the process that ran the flows is gone" in said, said
+            counted = re.search(r"; (\d+) run-history event\(s\) were not recorded", said)
+            assert counted is not None, said
+            assert int(counted[1]) >= 40 * 3, said  # each step: its run, Running, Completed
+            lock = writers_folder(home) / f"{socket.gethostname()}-{child.pid}.lock"
+            assert not lock.exists()
+        finally:
+            child.kill()
+            child.wait()
+            child.stdin.close()
+            child.stdout.close()
+            stderr.close()
+            with admin.connect() as connection:
+                connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
             admin.dispose()

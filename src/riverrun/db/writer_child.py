@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 __all__ = [
     "ACK",
     "FRAME",
-    "GIVE_UP_AFTER",
     "MARSHAL",
     "WRITERS_FOLDER",
     "host_name",
@@ -49,8 +48,6 @@ FRAME = struct.Struct("<I")
 ACK = struct.Struct("<QI")
 #: The encoding byte of a marshal frame (any other: pickle).
 MARSHAL = ord("m")
-#: How long a writer whose parent is gone keeps trying an unavailable database.
-GIVE_UP_AFTER = 60.0
 # Batches waiting in the pipe are committed together, up to this many events.
 _COALESCE_EVENTS = 5_000
 # The writer collects reference cycles once per this many transactions (see main).
@@ -171,10 +168,11 @@ def _commit(
     seqs: list[int],
     parent: int,
     answer: _Answers,
+    give_up_after: float,
 ) -> None:
     """Commit the events of ``queue`` in one transaction with this writer's mark
     (``mark``: its key, the last batch number), trying again while the database is
-    unavailable (for at most ``GIVE_UP_AFTER`` seconds once the parent is gone)."""
+    unavailable (for at most ``give_up_after`` seconds once the parent is gone)."""
     given_up_at: float | None = None
     delay = 0.05
     while True:
@@ -188,7 +186,7 @@ def _commit(
                 answer.send(seq, text)
             if os.getppid() != parent:
                 if given_up_at is None:
-                    given_up_at = time.monotonic() + GIVE_UP_AFTER
+                    given_up_at = time.monotonic() + give_up_after
                 elif time.monotonic() > given_up_at:
                     print(
                         f"riverrun writer: the process that ran the flows is gone and the "
@@ -212,7 +210,7 @@ def main() -> None:
     first = frames.next()
     if first is _END:
         return
-    url, home, key = first
+    url, home, key, give_up_after = first
     lock_path, lock = _hold_lock(home, parent)
     try:
         database, close = _open(url)
@@ -241,7 +239,7 @@ def main() -> None:
                     break
                 seqs.append(more[0])
                 queue.extend(more[1])
-            _commit(write, queue, (key, seqs[-1]), seqs, parent, answer)
+            _commit(write, queue, (key, seqs[-1]), seqs, parent, answer, give_up_after)
             for seq in seqs:
                 answer.send(seq)
             del frame

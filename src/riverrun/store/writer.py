@@ -16,15 +16,17 @@ Protocol, over the child's standard streams:
   data a ``marshal`` (``m``: the events are flat tuples of plain values, which marshal
   writes and reads several times faster than pickle; subclasses of ``str``, ``int`` and
   ``float`` are sent as their plain values) or else a ``pickle`` (``p``). The first
-  frame holds plain values: ``(database URL, home folder, writer key)``; each later one
+  frame holds plain values: ``(database URL, home folder, writer key, give-up
+  seconds)``; each later one
   ``(seq, events)``, with ``seq`` counting up from 1.
 - writer → parent (its stdout): ``<seq: u64><length: u32><utf-8 text>``. ``seq`` 0 once
   the database is open ("ready"); then each batch's ``seq`` once its transaction has
   committed, with no text; or, while the database cannot be used, the batch's ``seq``
   with the error's first line (the writer keeps the batch and tries again).
 - end of the parent's stream (it closed the store, or died): the writer commits what
-  it has, trying for up to ``GIVE_UP_AFTER`` seconds while the database is unavailable,
-  then exits.
+  it has, trying for up to ``RIVERRUN_WRITER_GIVE_UP_AFTER`` seconds (default 60) while
+  the database is unavailable, then reports on its standard error what it could not
+  commit, and exits.
 
 Each batch is committed by ``db/write_behind.py``'s ``commit_queued``, as the store
 commits its own when it has no writer: one transaction with the writer's mark; kept
@@ -65,14 +67,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from riverrun.db.sqlite import sqlite_path
-from riverrun.db.writer_child import ACK, FRAME, GIVE_UP_AFTER, WRITERS_FOLDER, host_name
+from riverrun.db.writer_child import ACK, FRAME, WRITERS_FOLDER, host_name
 from riverrun.exceptions import StoreUnavailableError
 
 if TYPE_CHECKING:
     from riverrun.settings import Settings
 
 __all__ = [
-    "GIVE_UP_AFTER",
     "WriterGone",
     "WriterProcess",
     "abandoned_marks",
@@ -159,7 +160,14 @@ class WriterProcess:
         # The latest reason the writer gave for not committing (None: none pending).
         self.problem: str | None = None
         # Plain values the writer unmarshals without importing riverrun's settings.
-        self._frame((settings.database_url, str(settings.home), self.key))
+        self._frame(
+            (
+                settings.database_url,
+                str(settings.home),
+                self.key,
+                settings.writer_give_up_after,
+            )
+        )
 
     @property
     def pid(self) -> int:
