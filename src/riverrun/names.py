@@ -231,9 +231,19 @@ def generate_flow_run_name() -> str:
     return f"{_random.choice(ADJECTIVES)}-{_random.choice(ANIMALS)}"
 
 
+# "000" to "fff": a task run name's suffix by lookup (formatting with a spec cost more
+# than the rest of the name). Made at the first task run, not at import.
+_suffixes: tuple[str, ...] | None = None
+
+
 def generate_task_run_name(task_name: str) -> str:
     """``{task name}-{three hex digits}``, e.g. ``fetch_data-3fa``."""
-    return f"{task_name}-{_random.getrandbits(12):03x}"
+    global _suffixes
+    suffixes = _suffixes
+    if suffixes is None:
+        digits = "0123456789abcdef"
+        suffixes = _suffixes = tuple(a + b + c for a in digits for b in digits for c in digits)
+    return f"{task_name}-{suffixes[_random.getrandbits(12)]}"
 
 
 # The bits of a version 4 UUID that are not random: cleared, then set.

@@ -66,6 +66,8 @@ class FlowRun:
 class TaskRun:
     """One run of a task inside a flow run (handed to task hooks)."""
 
+    # The engine passes the first six by position (engine/task_engine.py): keep them
+    # first, in this order.
     id: str
     name: str
     task_name: str
