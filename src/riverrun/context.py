@@ -162,6 +162,7 @@ class FlowRunContext:
 class TaskRunContext:
     """The task run whose body is executing (``task_input_hash`` receives it)."""
 
+    # Built by position (engine/task_engine.py's run_call): keep this order.
     task: Task[..., Any]
     task_run: TaskRun
     parameters: dict[str, Any]

@@ -132,7 +132,7 @@ def _call_sync(call: Call) -> Outcome:
     if call.timeout is not None:
         return _call_in_thread_with_timeout(call)
     try:
-        return Outcome(value=call.fn(*call.args, **call.kwargs))
+        return Outcome(call.fn(*call.args, **call.kwargs))  # the value, by position: per task
     except BaseException as error:
         return Outcome(error=error)
 

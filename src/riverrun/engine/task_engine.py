@@ -372,14 +372,9 @@ def run_call(call: TaskCall) -> RunLoop[State]:
     """Run a prepared, recorded call to its final state."""
     task, task_run, flow_context = call.task, call.task_run, call.flow_context
     logger = call.logger()
+    # By position, as prepare_call builds its records (one per task run).
     context = TaskRunContext(
-        task=task,
-        task_run=task_run,
-        parameters=call.parameters,
-        logger=logger,
-        log_prints=call.log_prints,
-        is_async=task.is_async,
-        flow_run_context=flow_context,
+        task, task_run, call.parameters, logger, call.log_prints, task.is_async, flow_context
     )
     plan: ResultPlan | InvalidResultStorageKeyError | None = None
     if flow_context is not None and (
