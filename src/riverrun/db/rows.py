@@ -102,7 +102,8 @@ def sqlite_micros(value: int | None) -> str | None:
     if cached != seconds:
         text = (_EPOCH + timedelta(seconds=seconds)).replace(tzinfo=None).isoformat(" ") + "."
         _second_text = (seconds, text)
-    return text + _DIGITS[fraction // 1000] + _DIGITS[fraction % 1000]
+    # One string built from the three parts (adding them made an intermediate one).
+    return f"{text}{_DIGITS[fraction // 1000]}{_DIGITS[fraction % 1000]}"
 
 
 def sqlite_timestamp(value: datetime | None) -> str | None:
