@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from riverrun import flow, get_run_logger, task
 from riverrun.exceptions import StoreUnavailableError
@@ -579,18 +579,7 @@ def test_a_writer_keeps_what_the_database_cannot_take_until_it_can(tmp_path: Pat
         admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
 
         def allow_connections(allowed: bool) -> None:
-            with admin.connect() as connection:
-                connection.execute(
-                    text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}')
-                )
-                if not allowed:
-                    connection.execute(
-                        text(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = :name AND pid <> pg_backend_pid()"
-                        ),
-                        {"name": name},
-                    )
+            _allow_connections(admin, name, allowed)
 
         @task
         def outage() -> None:
@@ -709,15 +698,7 @@ def test_a_writer_whose_parent_is_gone_gives_up_on_an_unavailable_database_and_s
         try:
             line = child.stdout.readline()
             assert line == "cut the database\n", line + stderr.read()
-            with admin.connect() as connection:
-                connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
-                connection.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :name AND pid <> pg_backend_pid()"
-                    ),
-                    {"name": name},
-                )
+            _allow_connections(admin, name, False)
             child.stdin.write("go\n")
             child.stdin.flush()
             line = child.stdout.readline()
@@ -740,6 +721,23 @@ def test_a_writer_whose_parent_is_gone_gives_up_on_an_unavailable_database_and_s
             child.stdin.close()
             child.stdout.close()
             stderr.close()
-            with admin.connect() as connection:
-                connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+            _allow_connections(admin, name, True)
             admin.dispose()
+
+
+def _allow_connections(admin: Engine, name: str | None, allowed: bool) -> None:
+    """Let the PostgreSQL database ``name`` take connections again, or refuse them and
+    cut the open ones (an outage, as clients see it)."""
+    assert name, "a database URL without a database name"
+    with admin.connect() as connection:
+        connection.execute(
+            text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+        )
+        if not allowed:
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
