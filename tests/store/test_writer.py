@@ -398,6 +398,37 @@ def test_auto_starts_the_writer_from_the_thread_that_records_the_500th_event(
         close_stores()
 
 
+def test_the_recording_thread_hands_the_queue_to_a_writer_that_has_become_ready(
+    tmp_path: Path,
+) -> None:
+    # Not only the flusher, which a busy recording thread keeps waiting for the
+    # interpreter lock while the writer idles: the thread recording events looks too,
+    # whenever the queue reaches a multiple of 512.
+    import select
+
+    close_stores()
+    settings = {"home": str(tmp_path / "ready"), "store_writer": "process", "flush_interval": "60"}
+    with temporary_settings(**settings):
+        store = get_store(get_settings())
+        assert isinstance(store, EmbeddedStore)
+        with store._flush_lock:
+            store._start_writer()
+        writer = store._writer
+        assert writer is not None
+        # The writer says it is ready; nobody has read it yet.
+        assert select.select([writer._acks], [], [], 30)[0], "the writer never answered"
+        for index in range(511):
+            store.record_log_line(None, None, 20, "test", f"line {index}", time.time())
+        assert not writer.ready and len(store._queue) == 511
+        store.record_log_line(None, None, 20, "test", "line 511", time.time())
+        assert writer.ready and len(store._queue) == 0  # handed over, in this thread
+        store.flush()
+        with sqlite3.connect(get_settings().home / "riverrun.db") as connection:
+            (count,) = connection.execute("SELECT count(*) FROM logs").fetchone()
+        assert count == 512
+        close_stores()
+
+
 class _Label(str):
     """A str subclass: ``marshal`` refuses it, so its batch goes to the writer with its
     plain value (the writer could not unpickle it: it does not import riverrun's

@@ -83,6 +83,10 @@ _WRITER_AFTER = 500
 # does), and how often it looks meanwhile.
 _WRITER_START_WAIT = 5.0
 _WRITER_START_POLL = 0.01
+# While it starts, the thread recording events also looks whether the writer is ready,
+# each time the queue reaches a multiple of this plus one (a read of its pipe: a system
+# call, so not on every event).
+_READY_CHECK_MASK = 511
 # How long closing the store waits for a writer process to exit once it confirmed all.
 _WRITER_EXIT_WAIT = 10.0
 
@@ -298,6 +302,27 @@ class EmbeddedStore:
         if waiting >= _HIGH_WATER and (waiting >= _HIGH_WATER_STARTING or not self._starting()):
             with contextlib.suppress(Exception):  # unavailable: kept, the flusher retries
                 self._drain()
+        elif not waiting & _READY_CHECK_MASK and self._starting():
+            self._hand_over_if_ready()
+
+    def _hand_over_if_ready(self) -> None:
+        """Hand the queue to a writer that has just become ready, from the thread
+        recording events. The flusher also looks, every 10 ms, but a busy recording
+        thread then keeps it waiting for the interpreter lock; and once the runs record
+        faster than the writer commits, each millisecond the writer waits is one the
+        flow's end waits too. Skipped when the flusher holds the flush lock."""
+        if not self._flush_lock.acquire(blocking=False):
+            return
+        try:
+            writer = self._writer
+            if writer is not None and not writer.ready:
+                writer.poll()
+                if writer.ready and self._queue:
+                    writer.send([self._queue.popleft() for _ in range(len(self._queue))])
+        except WriterGone:
+            pass  # the flusher finds it gone and takes its batches back
+        finally:
+            self._flush_lock.release()
 
     def _start_writer_here(self) -> None:
         """Start the writer process from the thread recording this event (a spawn: less
