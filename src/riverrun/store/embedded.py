@@ -84,8 +84,8 @@ _WRITER_AFTER = 500
 _WRITER_START_WAIT = 5.0
 _WRITER_START_POLL = 0.01
 # While it starts, the thread recording events also looks whether the writer is ready,
-# each time the queue reaches a multiple of this plus one (a read of its pipe: a system
-# call, so not on every event).
+# each time the queue's length is a multiple of 512, this mask plus one (a read of its
+# pipe: a system call, so not on every event).
 _READY_CHECK_MASK = 511
 # How long closing the store waits for a writer process to exit once it confirmed all.
 _WRITER_EXIT_WAIT = 10.0
