@@ -314,13 +314,9 @@ class EmbeddedStore:
         if not self._flush_lock.acquire(blocking=False):
             return
         try:
-            writer = self._writer
-            if writer is not None and not writer.ready:
-                writer.poll()
-                if writer.ready and self._queue:
-                    writer.send([self._queue.popleft() for _ in range(len(self._queue))])
-        except WriterGone:
-            pass  # the flusher finds it gone and takes its batches back
+            # As the flusher drains: still starting, the queue is kept for the writer.
+            with contextlib.suppress(Exception):  # unavailable: kept, the flusher retries
+                self._drain_locked(may_defer=True)
         finally:
             self._flush_lock.release()
 
